@@ -1,0 +1,15 @@
+"""Thin KFP components, one folder per stage: `components/<stage>/component.py`.
+
+Conventions (kubeflow/pipelines-components style):
+* `@dsl.component(base_image=SEREN_IMAGE)` — the project image built from the root Dockerfile;
+  never `target_image` (kfp.local cannot run those without Docker) and no packages_to_install.
+* Imports inside the function body (KFP serialises the function source).
+* Typed artifacts in and out (Input[Dataset], Output[Model], Output[Metrics], ...); the body reads
+  artifacts, calls one `seren.*`/`serving.*`/`monitoring.*` function, writes artifacts + metrics.
+* Each component has a unit test (call `component.python_func` directly) and a local test
+  (`kfp.local` with SubprocessRunner(use_venv=False), fixture `kfp_local` in tests/conftest.py).
+"""
+
+from seren import __version__
+
+SEREN_IMAGE = f"ghcr.io/seren-ml/seren:{__version__}"

@@ -1,0 +1,2 @@
+"""seren: LLM-powered serendipity and interest exploration."""
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""CLI command modules, discovered by seren.cli (one module per command group)."""
