@@ -367,7 +367,8 @@ def generate(cfg: SyntheticConfig | None = None) -> Dataset:
     likes_top = np.repeat(vis.reshape(U, cfg.n_top, n_sub).any(axis=2), n_sub, axis=1)
 
     # history lengths vary around events_per_user
-    T_u = np.clip(np.round(cfg.events_per_user * rng.lognormal(0.0, 0.35, size=U)), 2, None).astype(np.int64)
+    epu = cfg.events_per_user
+    T_u = np.clip(np.round(epu * rng.lognormal(0.0, 0.35, size=U)), max(2, epu // 3), 2.5 * epu).astype(np.int64)
     T = int(T_u.max())
     warm = np.floor(cfg.warmup_frac * T_u).astype(np.int64)
 
@@ -380,9 +381,9 @@ def generate(cfg: SyntheticConfig | None = None) -> Dataset:
     pos_m = np.zeros((U, T), dtype=bool)
     inhist_m = np.zeros((U, T), dtype=bool)
     explore_m = np.zeros((U, T), dtype=bool)
+    w = counts**1.5  # exploitation weights, sharpened towards the strongest interests
     for t in range(T):
         p_explore = cfg.explore_end + (cfg.explore_start - cfg.explore_end) * np.exp(-npos / cfg.explore_decay)
-        w = counts**1.5
         cw = np.cumsum(w, axis=1)
         r = rng.random(U) * cw[:, -1]
         sub_x = np.minimum((cw < r[:, None]).sum(axis=1), S - 1)
@@ -407,6 +408,7 @@ def generate(cfg: SyntheticConfig | None = None) -> Dataset:
         inhist_m[:, t] = hist[rows, sub]
         explore_m[:, t] = explore
         counts[rows, sub] += pos
+        w[rows, sub] = counts[rows, sub] ** 1.5
         hist[rows, sub] |= pos
         npos += pos
 
