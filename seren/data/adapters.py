@@ -104,12 +104,15 @@ def parse_timestamps(values: pd.Series, src: str = "timestamp", path: Path | str
     if pd.api.types.is_datetime64_any_dtype(values):
         return pd.to_datetime(values, utc=True)
     num = pd.to_numeric(values, errors="coerce")
-    if num.notna().all():
-        mag = float(np.nanmax(np.abs(num.to_numpy(dtype=float)))) if len(num) else 0.0
+    is_num = num.notna().to_numpy()
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns, UTC]")
+    if is_num.any():
+        mag = float(np.abs(num[is_num].to_numpy(dtype=float)).max())
         unit = "s" if mag < 1e11 else "ms" if mag < 1e14 else "us" if mag < 1e17 else "ns"
-        return pd.to_datetime(num.astype("int64") if unit != "s" else num, unit=unit, utc=True)
+        parsed[is_num] = pd.to_datetime(num[is_num].to_numpy(dtype=float), unit=unit, utc=True)
     text = values.astype(str).str.strip()
-    parsed = pd.to_datetime(text, utc=True, errors="coerce", format="ISO8601")
+    if not is_num.all():
+        parsed[~is_num] = pd.to_datetime(text[~is_num], utc=True, errors="coerce", format="ISO8601")
     bad = parsed.isna()
     if bad.any():
         raise DataError(

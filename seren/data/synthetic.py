@@ -20,6 +20,7 @@ take seconds.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -345,8 +346,11 @@ def _make_users(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[np.ndar
     return vis, hid, curiosity
 
 
-def generate(cfg: SyntheticConfig | None = None) -> Dataset:
-    """Build a validated Dataset (interactions, items, users, labels) for `cfg`; same seed, same frames."""
+def generate(cfg: SyntheticConfig | None = None, on_step: Callable[[int, int], None] | None = None) -> Dataset:
+    """Build a validated Dataset (interactions, items, users, labels) for `cfg`; same seed, same frames.
+
+    `on_step(done, total)` is called after each simulated exposure step (for progress bars).
+    """
     cfg = cfg or SyntheticConfig()
     rng = np.random.default_rng(cfg.seed)
     items, sub_of, latent_pop = _make_items(cfg, rng)
@@ -411,6 +415,8 @@ def generate(cfg: SyntheticConfig | None = None) -> Dataset:
         w[rows, sub] = counts[rows, sub] ** 1.5
         hist[rows, sub] |= pos
         npos += pos
+        if on_step is not None:
+            on_step(t + 1, T)
 
     steps = np.arange(T)[None, :]
     active = steps < T_u[:, None]
