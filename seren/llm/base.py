@@ -207,12 +207,17 @@ def load_causal_lm(path_or_name: str | os.PathLike[str], dtype: torch.dtype = to
     return model, tok
 
 
+_TINY_TOKENIZER: dict[str, Any] = {}
+
+
 def make_tiny_model(out_dir: str | os.PathLike[str], seed: int = 0) -> Path:
     """A 2-layer random Llama with the real SmolLM2 tokenizer: same prompts and ids, millisecond forwards."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     out = Path(out_dir)
-    tok = AutoTokenizer.from_pretrained(str(smollm2_tokenizer_dir()))
+    if "tok" not in _TINY_TOKENIZER:  # the same tokenizer whatever the cache dir: extract once per process
+        _TINY_TOKENIZER["tok"] = AutoTokenizer.from_pretrained(str(smollm2_tokenizer_dir()))
+    tok = _TINY_TOKENIZER["tok"]
     cfg = LlamaConfig(
         vocab_size=len(tok),
         hidden_size=64,

@@ -41,9 +41,7 @@ def _additive_mask(keep_q: torch.Tensor, keep_kv: torch.Tensor, n_prefix: int, d
         b = keep_q.shape[0]
         pre = keep_kv.bool()[:, None, None, :n_prefix].expand(b, 1, q, n_prefix)
         allowed = torch.cat([pre, allowed], dim=-1)
-    zero = torch.zeros((), dtype=dtype, device=keep_q.device)
-    neg = torch.tensor(torch.finfo(dtype).min, dtype=dtype, device=keep_q.device)
-    return torch.where(allowed, zero, neg)
+    return torch.zeros_like(allowed, dtype=dtype).masked_fill(~allowed, torch.finfo(dtype).min)
 
 
 class ScoringHead(nn.Module):
