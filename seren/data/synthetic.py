@@ -324,14 +324,17 @@ def _make_users(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[np.ndar
     first = anchor_top * n_sub + rng.integers(n_sub, size=U)
     vis[rows, first] = True
     for k in range(1, 3):
-        need = n_vis > k
-        # further visible interests: half from the same top, half from another top
-        same = rng.random(U) < 0.35
-        other_top = rng.choice(n_top, size=U, p=top_w)
-        top = np.where(same, anchor_top, other_top)
-        cand = top * n_sub + rng.integers(n_sub, size=U)
-        ok = need & ~vis[rows, cand]
-        vis[rows[ok], cand[ok]] = True
+        todo = n_vis > k
+        # further visible interests: some from the same top, the rest from any top; redraw collisions
+        for _ in range(50):
+            if not todo.any():
+                break
+            same = rng.random(U) < 0.35
+            top = np.where(same, anchor_top, rng.choice(n_top, size=U, p=top_w))
+            cand = top * n_sub + rng.integers(n_sub, size=U)
+            ok = todo & ~vis[rows, cand]
+            vis[rows[ok], cand[ok]] = True
+            todo &= ~ok
     # hidden interests: 1-2 unseen siblings of visible interests
     n_hid = rng.integers(1, 3, size=U)
     vis_top = vis.reshape(U, n_top, n_sub).any(axis=2)  # U x n_top
