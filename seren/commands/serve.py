@@ -1,0 +1,86 @@
+"""`seren serve`: run the local Triton Inference Server on a SerenGPT model repository."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+
+import typer
+
+from seren.commands._common import JsonOpt
+from seren.errors import ServiceError
+from seren.paths import seren_home
+
+
+def default_repo() -> Path:
+    return seren_home() / "triton" / "model_repository"
+
+
+def serve(
+    repo: Path = typer.Argument(None, help="Triton model repository [default: <SEREN_HOME>/triton/model_repository]."),
+    http_port: int = typer.Option(8000, "--http-port", help="HTTP port on 127.0.0.1 (0: a free port)."),
+    grpc_port: int = typer.Option(8001, "--grpc-port", help="gRPC port on 127.0.0.1 (0: a free port)."),
+    model: list[str] = typer.Option(
+        ["serengpt"], "--model", "-m", help="Model(s) to load at start (explicit model control)."
+    ),
+    build_from: Path = typer.Option(
+        None,
+        "--build-from",
+        help="Export this SerenGPT model dir to ONNX and (re)build the repository (local target) first.",
+    ),
+    log_file: Path = typer.Option(None, "--log-file", help="Server log [default: <SEREN_HOME>/triton/logs/]."),
+    startup_timeout: float = typer.Option(120.0, "--startup-timeout", help="Seconds to wait for readiness."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Start tritonserver (from .venv-triton) on 127.0.0.1, load the models, serve until Ctrl-C."""
+    from serving.triton import TritonServer
+
+    repo = (repo or default_repo()).resolve()
+    if build_from is not None:
+        from serving.export import export_onnx
+        from serving.model_repository import build_model_repository
+
+        onnx_path = export_onnx(build_from, seren_home() / "serving" / "scorer.onnx")
+        build_model_repository(onnx_path, build_from, repo, target="local")
+    server = TritonServer(
+        repo, http_port or None, grpc_port or None, log_file, models=model, startup_timeout=startup_timeout
+    )
+
+    def _stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, _stop)
+    try:
+        with server:
+            info = {
+                "http_url": server.http_url,
+                "grpc_url": server.grpc_url,
+                "models": model,
+                "model_repository": str(repo),
+                "log_file": str(server.log_file),
+                "pid": server.proc.pid if server.proc else None,
+            }
+            if as_json:
+                typer.echo(json.dumps(info))
+            else:
+                typer.echo(
+                    f"Triton ready: http {server.http_url}  grpc {server.grpc_url}  models {', '.join(model)}\n"
+                    f"  log {server.log_file}\n  try: seren query --url {server.http_url} --profile-text '...' --item-text '...'\n"
+                    "  Ctrl-C to stop"
+                )
+            try:
+                while server.running:
+                    time.sleep(0.5)
+            except KeyboardInterrupt:
+                return
+            raise ServiceError(
+                f"tritonserver exited unexpectedly (log: {server.log_file})", "read the log and restart `seren serve`"
+            )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def register(root: typer.Typer) -> None:
+    root.command("serve")(serve)

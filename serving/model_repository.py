@@ -1,0 +1,315 @@
+"""Build the Triton model repository for SerenGPT: tokenizer -> scorer, wrapped in the `serengpt` ensemble.
+
+Configs are `tritonclient.grpc.model_config_pb2.ModelConfig` messages written with protobuf
+text_format, so every field is type-checked by the schema Triton itself parses. Targets:
+
+- ``local``: scorer on the python backend running ONNX Runtime (the only backend in pytriton's
+  tritonserver; what runs on this machine and in CI),
+- ``cpu``: scorer on Triton's ``onnxruntime_onnx`` platform (production CPU containers),
+- ``gpu``: scorer on ``tensorrt_plan`` (production GPU containers; needs a built engine).
+
+The tokenizer is always a python model: it applies seren's prompt format without transformers
+(the chat template is rendered once here around two placeholders) and must produce exactly the
+ids `SerenScorer.encode` produces; `build_model_repository` checks that before writing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Literal
+
+from google.protobuf import text_format
+from tritonclient.grpc import model_config_pb2 as mc
+
+from seren.errors import ConfigError, SerenError
+from seren.io import atomic_dir, write_json, write_text
+
+Target = Literal["local", "cpu", "gpu"]
+TARGETS: tuple[str, ...] = ("local", "cpu", "gpu")
+ENSEMBLE, TOKENIZER, SCORER = "serengpt", "tokenizer", "scorer"
+MODEL_CODE = Path(__file__).resolve().parent / "triton_models"
+_P_MARK, _I_MARK = "\x00SEREN_PROFILE\x00", "\x00SEREN_ITEM\x00"
+# Texts that exercise stripping, braces, newlines and non-ASCII when checking the rendered template.
+_CHECK_PAIRS = [
+    ("  Loves jazz and {braces}; reads sci-fi.\n", "\tA cookbook: soups & stews  "),
+    ("Top categories: Books/Poetry, Music/Jazz\nRecent: café reviews", "Guide to birds — coastal edition"),
+    ("x", "y"),
+]
+
+
+# -- the prompt rendering shipped to the tokenizer model ------------------------------------------
+
+
+# SerenScorer.encode: tokenizer(prompts, padding=True) with left padding, special tokens, no truncation.
+ENCODE_RULES: dict[str, Any] = {"add_special_tokens": True, "max_length": None, "truncation_side": "left"}
+
+
+def prompt_spec(tokenizer: Any, pad_to_multiple_of: int = 1) -> dict:
+    """seren's prompt format rendered through `tokenizer`'s chat template around placeholders."""
+    from seren.llm.prompts import build_prompt
+
+    rendered = build_prompt(tokenizer, _P_MARK, _I_MARK)
+    if (
+        rendered.count(_P_MARK) != 1
+        or rendered.count(_I_MARK) != 1
+        or rendered.index(_P_MARK) > rendered.index(_I_MARK)
+    ):
+        raise SerenError(
+            "the chat template does not place the profile and item texts verbatim",
+            "use a tokenizer whose chat template copies message content",
+        )
+    prefix, rest = rendered.split(_P_MARK)
+    middle, suffix = rest.split(_I_MARK)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    spec = {
+        "parts": [prefix, middle, suffix],
+        "pad_token_id": int(pad_id),
+        "pad_to_multiple_of": int(pad_to_multiple_of),
+    }
+    spec.update(ENCODE_RULES)
+    for p, i in _CHECK_PAIRS:  # the placeholder rendering must equal a real rendering
+        if f"{prefix}{p.strip()}{middle}{i.strip()}{suffix}" != build_prompt(tokenizer, p, i):
+            raise SerenError(
+                "the chat template transforms message text; placeholder rendering differs",
+                "use a tokenizer whose chat template copies message content",
+            )
+    return spec
+
+
+# -- configs ----------------------------------------------------------------------------------------
+
+
+def _tensor(msg: Any, name: str, dtype: int, dims: list[int]) -> Any:
+    msg.name = name
+    msg.data_type = dtype
+    msg.dims.extend(dims)
+    return msg
+
+
+def _common(cfg: mc.ModelConfig, max_batch_size: int, versions: int) -> None:
+    cfg.max_batch_size = max_batch_size
+    cfg.version_policy.latest.num_versions = versions
+
+
+def _dynamic_batching(cfg: mc.ModelConfig, max_batch_size: int, queue_delay_us: int) -> None:
+    db = cfg.dynamic_batching
+    db.preferred_batch_size.extend(sorted({b for b in (8, 16, 32, max_batch_size) if b <= max_batch_size}))
+    db.max_queue_delay_microseconds = queue_delay_us
+
+
+def tokenizer_config(
+    max_batch_size: int = 64, queue_delay_us: int = 1000, versions: int = 1, instances: int = 1
+) -> mc.ModelConfig:
+    cfg = mc.ModelConfig(name=TOKENIZER, backend="python")
+    _common(cfg, max_batch_size, versions)
+    _tensor(cfg.input.add(), "PROFILE_TEXT", mc.TYPE_STRING, [1])
+    _tensor(cfg.input.add(), "ITEM_TEXT", mc.TYPE_STRING, [1])
+    _tensor(cfg.output.add(), "INPUT_IDS", mc.TYPE_INT64, [-1])
+    _tensor(cfg.output.add(), "ATTENTION_MASK", mc.TYPE_INT64, [-1])
+    _dynamic_batching(cfg, max_batch_size, queue_delay_us)
+    cfg.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=instances)
+    return cfg
+
+
+def scorer_config(
+    target: Target,
+    max_batch_size: int = 64,
+    queue_delay_us: int = 5000,
+    versions: int = 1,
+    instances: int = 1,
+    pad_token_id: int = 0,
+    intra_op_threads: int = 0,
+) -> mc.ModelConfig:
+    if target not in TARGETS:
+        raise ConfigError(f"unknown serving target {target!r}", f"use one of {', '.join(TARGETS)}")
+    cfg = mc.ModelConfig(name=SCORER)
+    if target == "local":
+        cfg.backend = "python"
+    elif target == "cpu":
+        cfg.platform = "onnxruntime_onnx"
+        cfg.default_model_filename = "model.onnx"
+    else:
+        cfg.platform = "tensorrt_plan"
+        cfg.default_model_filename = "model.plan"
+    _common(cfg, max_batch_size, versions)
+    for name in ("input_ids", "attention_mask"):
+        inp = _tensor(cfg.input.add(), name, mc.TYPE_INT64, [-1])
+        # Only the python scorer re-pads requests of different lengths into one batch itself.
+        inp.allow_ragged_batch = target == "local"
+    out = _tensor(cfg.output.add(), "score", mc.TYPE_FP32, [1])
+    if target != "local":
+        out.reshape.SetInParent()  # the graph's output is [batch]; Triton sees [batch, 1]
+    _dynamic_batching(cfg, max_batch_size, queue_delay_us)
+    kind = mc.ModelInstanceGroup.KIND_GPU if target == "gpu" else mc.ModelInstanceGroup.KIND_CPU
+    cfg.instance_group.add(kind=kind, count=instances)
+    cfg.parameters["pad_token_id"].string_value = str(pad_token_id)
+    if target == "local":
+        cfg.parameters["intra_op_num_threads"].string_value = str(intra_op_threads)
+    elif target == "cpu" and intra_op_threads:
+        cfg.parameters["intra_op_thread_count"].string_value = str(intra_op_threads)
+    return cfg
+
+
+def ensemble_config(max_batch_size: int = 64, versions: int = 1) -> mc.ModelConfig:
+    cfg = mc.ModelConfig(name=ENSEMBLE, platform="ensemble")
+    _common(cfg, max_batch_size, versions)
+    _tensor(cfg.input.add(), "PROFILE_TEXT", mc.TYPE_STRING, [1])
+    _tensor(cfg.input.add(), "ITEM_TEXT", mc.TYPE_STRING, [1])
+    _tensor(cfg.output.add(), "SCORE", mc.TYPE_FP32, [1])
+    tok = cfg.ensemble_scheduling.step.add(model_name=TOKENIZER, model_version=-1)
+    tok.input_map["PROFILE_TEXT"] = "PROFILE_TEXT"
+    tok.input_map["ITEM_TEXT"] = "ITEM_TEXT"
+    tok.output_map["INPUT_IDS"] = "_input_ids"
+    tok.output_map["ATTENTION_MASK"] = "_attention_mask"
+    sc = cfg.ensemble_scheduling.step.add(model_name=SCORER, model_version=-1)
+    sc.input_map["input_ids"] = "_input_ids"
+    sc.input_map["attention_mask"] = "_attention_mask"
+    sc.output_map["score"] = "SCORE"
+    return cfg
+
+
+def write_config(cfg: mc.ModelConfig, model_dir: str | os.PathLike[str]) -> Path:
+    return write_text(Path(model_dir) / "config.pbtxt", text_format.MessageToString(cfg))
+
+
+def read_config(model_dir: str | os.PathLike[str]) -> mc.ModelConfig:
+    """Parse a config.pbtxt back into a ModelConfig (what Triton does on load)."""
+    path = Path(model_dir) / "config.pbtxt"
+    return text_format.Parse(path.read_text(), mc.ModelConfig())
+
+
+# -- repository ---------------------------------------------------------------------------------------
+
+
+def _place(src: Path, dst: Path) -> None:
+    """Hard-link big weights when on the same filesystem, copy otherwise."""
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def check_encoder(tokenizer_dir: str | os.PathLike[str], spec: dict) -> None:
+    """The shipped encoder must reproduce the in-process ids on a few prompts (else refuse to build)."""
+    from serving.triton_models.tokenizer.model import PromptEncoder
+
+    enc = PromptEncoder(spec, Path(tokenizer_dir) / "tokenizer.json")
+    profiles, items = [p for p, _ in _CHECK_PAIRS], [i for _, i in _CHECK_PAIRS]
+    ids, mask = enc.encode(profiles, items)
+    ref_ids, ref_mask = reference_encode(tokenizer_dir, profiles, items)
+    if spec.get("pad_to_multiple_of", 1) == 1 and (
+        ids.shape != ref_ids.shape or (ids != ref_ids).any() or (mask != ref_mask).any()
+    ):
+        raise SerenError(
+            "the Triton tokenizer model would produce different ids than the in-process scorer",
+            "report this tokenizer; it cannot be served yet",
+        )
+
+
+def reference_encode(tokenizer_dir: str | os.PathLike[str], profiles: list[str], items: list[str]) -> tuple[Any, Any]:
+    """Ids as the in-process scorer builds them (SerenScorer.encode's tokenizer settings)."""
+    from transformers import AutoTokenizer
+
+    from seren.llm.prompts import build_prompt
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    prompts = [build_prompt(tok, p, i) for p, i in zip(profiles, items, strict=True)]
+    enc = tok(prompts, padding=True, return_tensors="np")
+    return enc["input_ids"].astype("int64"), enc["attention_mask"].astype("int64")
+
+
+def build_model_repository(
+    onnx_path: str | os.PathLike[str],
+    tokenizer_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    target: Target = "local",
+    version: int = 1,
+    *,
+    engine_path: str | os.PathLike[str] | None = None,
+    max_batch_size: int = 64,
+    queue_delay_us: int = 5000,
+    instances: int = 1,
+    versions_kept: int = 1,
+    intra_op_threads: int = 0,
+) -> Path:
+    """Write tokenizer/, scorer/ and serengpt/ (each with config.pbtxt and `version`/) under out_dir.
+
+    Other versions already in out_dir are kept (the version policy serves the newest
+    `versions_kept`); this version's directories are replaced atomically.
+    """
+    from transformers import AutoTokenizer
+
+    if target not in TARGETS:
+        raise ConfigError(f"unknown serving target {target!r}", f"use one of {', '.join(TARGETS)}")
+    if not isinstance(version, int) or version < 1:
+        raise ConfigError(f"model version must be a positive integer, got {version!r}", "pass version=1, 2, ...")
+    onnx_path, tokenizer_dir, out = Path(onnx_path), Path(tokenizer_dir), Path(out_dir)
+    if target in ("local", "cpu") and not onnx_path.is_file():
+        raise ConfigError(f"ONNX model {onnx_path} not found", "export it first with serving.export.export_onnx")
+    if target == "gpu":
+        if engine_path is None or not Path(engine_path).is_file():
+            raise ConfigError(
+                "the gpu target needs a TensorRT engine (model.plan)",
+                "build one with serving.export.build_tensorrt on a GPU machine",
+            )
+    if not (tokenizer_dir / "tokenizer.json").is_file():
+        raise ConfigError(
+            f"{tokenizer_dir} has no tokenizer.json (a fast tokenizer)",
+            "pass the model directory saved with save_pretrained",
+        )
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    spec = prompt_spec(tok, pad_to_multiple_of=1 if target == "local" else 8)
+    check_encoder(tokenizer_dir, dict(spec, pad_to_multiple_of=1))
+    v = str(version)
+
+    tok_dir = out / TOKENIZER
+    with atomic_dir(tok_dir / v) as tmp:
+        shutil.copy2(MODEL_CODE / "tokenizer" / "model.py", tmp / "model.py")
+        shutil.copy2(tokenizer_dir / "tokenizer.json", tmp / "tokenizer.json")
+        write_json(tmp / "prompt.json", spec)
+    write_config(tokenizer_config(max_batch_size, min(queue_delay_us, 1000), versions_kept, instances), tok_dir)
+
+    sc_dir = out / SCORER
+    with atomic_dir(sc_dir / v) as tmp:
+        if target == "local":
+            shutil.copy2(MODEL_CODE / "scorer" / "model.py", tmp / "model.py")
+        if target in ("local", "cpu"):
+            _place(onnx_path, tmp / "model.onnx")
+        else:
+            _place(Path(engine_path), tmp / "model.plan")  # type: ignore[arg-type]
+    write_config(
+        scorer_config(
+            target, max_batch_size, queue_delay_us, versions_kept, instances, spec["pad_token_id"], intra_op_threads
+        ),
+        sc_dir,
+    )
+
+    ens_dir = out / ENSEMBLE
+    with atomic_dir(ens_dir / v) as tmp:
+        weights = onnx_path if target != "gpu" else Path(engine_path)  # type: ignore[arg-type]
+        write_json(
+            tmp / "manifest.json",
+            {
+                "target": target,
+                "version": version,
+                "scorer_file": weights.name,
+                "scorer_sha256": _sha256(weights),
+                "tokenizer_dir": str(tokenizer_dir),
+            },
+        )
+    write_config(ensemble_config(max_batch_size, versions_kept), ens_dir)
+    return out

@@ -1,0 +1,296 @@
+"""Start the real Triton Inference Server locally, from its own venv.
+
+`nvidia-pytriton` ships the `tritonserver` binary and the python backend. It runs from
+`.venv-triton` (numpy<2: the python-backend stub returns empty tensors under numpy 2), with that
+venv's `bin/` first on PATH because the stub embeds the `python3` it finds there. The backend
+directory is assembled under `seren_home()` (libtriton_python.so + the stub for the venv's Python)
+so the venv itself is never modified. The server runs in explicit model-control mode on free
+loopback ports; models are loaded and unloaded through the model-control API.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+
+from seren.errors import ConfigError, ServiceError
+from seren.paths import REPO_ROOT, seren_home
+
+SETUP_FIX = "run `make setup` (it creates .venv-triton from serving/requirements-triton.txt)"
+
+
+def free_port() -> int:
+    """A loopback TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def triton_venv() -> Path:
+    """The Triton venv: env SEREN_TRITON_VENV, else <repo>/.venv-triton."""
+    return Path(os.environ.get("SEREN_TRITON_VENV", REPO_ROOT / ".venv-triton")).resolve()
+
+
+def _site_packages(venv: Path) -> Path:
+    found = sorted(venv.glob("lib/python3.*/site-packages"))
+    if not found:
+        raise ServiceError(f"no Python site-packages in the Triton venv {venv}", SETUP_FIX)
+    return found[-1]
+
+
+def pytriton_server_dir(venv: Path | None = None) -> Path:
+    """The tritonserver tree shipped inside nvidia-pytriton (bin/, backends/, python_backend_stubs/)."""
+    venv = venv or triton_venv()
+    if not (venv / "bin" / "python3").exists():
+        raise ServiceError(f"the Triton venv {venv} is missing", SETUP_FIX)
+    root = _site_packages(venv) / "pytriton" / "tritonserver"
+    if not (root / "bin" / "tritonserver").exists():
+        raise ServiceError(f"tritonserver not found in {root} (nvidia-pytriton not installed)", SETUP_FIX)
+    return root
+
+
+def prepare_backends(venv: Path | None = None, dest: Path | None = None) -> Path:
+    """Assemble a backend directory with the python backend and the stub for the venv's Python.
+
+    Copies (never edits the venv); re-copies only files whose size changed, so repeated starts
+    are cheap.
+    """
+    venv = venv or triton_venv()
+    root = pytriton_server_dir(venv)
+    pyver = _site_packages(venv).parent.name.removeprefix("python")  # e.g. "3.11"
+    stub = root / "python_backend_stubs" / pyver / "triton_python_backend_stub"
+    if not stub.exists():
+        raise ServiceError(f"no python-backend stub for Python {pyver} in {root}", SETUP_FIX)
+    dest = Path(dest) if dest else seren_home() / "triton" / "backends"
+    py = dest / "python"
+    py.mkdir(parents=True, exist_ok=True)
+    sources = [p for p in (root / "backends" / "python").iterdir() if p.is_file()] + [stub]
+    for src in sources:
+        dst = py / src.name
+        if not dst.exists() or dst.stat().st_size != src.stat().st_size:
+            tmp = dst.with_name(f".{dst.name}.tmp{os.getpid()}")
+            shutil.copy2(src, tmp)
+            os.replace(tmp, dst)
+    return dest
+
+
+def _last_line(path: Path) -> str:
+    with contextlib.suppress(OSError):
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+        errors = [ln for ln in lines if ln.startswith(("E", "error")) or "error" in ln.lower()]
+        if errors:
+            return errors[-1][:400]
+        if lines:
+            return lines[-1][:400]
+    return "(empty log)"
+
+
+class TritonServer:
+    """A local tritonserver process: `with TritonServer(repo) as srv: srv.load("serengpt")`.
+
+    Ports default to free loopback ports; the combined stdout/stderr goes to `log_file`
+    (default <seren_home>/triton/logs/tritonserver-<http_port>.log).
+    """
+
+    def __init__(
+        self,
+        model_repo: str | os.PathLike[str],
+        http_port: int | None = None,
+        grpc_port: int | None = None,
+        log_file: str | os.PathLike[str] | None = None,
+        *,
+        models: list[str] | None = None,
+        venv: str | os.PathLike[str] | None = None,
+        backend_dir: str | os.PathLike[str] | None = None,
+        startup_timeout: float = 90.0,
+        log_verbose: int = 0,
+    ) -> None:
+        self.model_repo = Path(model_repo).resolve()
+        self.http_port = http_port or free_port()
+        self.grpc_port = grpc_port or free_port()
+        while self.grpc_port == self.http_port:
+            self.grpc_port = free_port()
+        self.log_file = (
+            Path(log_file) if log_file else seren_home() / "triton" / "logs" / f"tritonserver-{self.http_port}.log"
+        )
+        self.models = list(models or [])
+        self.venv = Path(venv).resolve() if venv else triton_venv()
+        self.backend_dir = Path(backend_dir) if backend_dir else None
+        self.startup_timeout = startup_timeout
+        self.log_verbose = log_verbose
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    # -- addresses -------------------------------------------------------------------------
+    @property
+    def http_url(self) -> str:
+        return f"127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_url(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def command(self) -> list[str]:
+        root = pytriton_server_dir(self.venv)
+        backends = prepare_backends(self.venv, self.backend_dir)
+        cmd = [
+            str(root / "bin" / "tritonserver"),
+            f"--model-repository={self.model_repo}",
+            "--model-control-mode=explicit",
+            f"--backend-directory={backends}",
+            "--http-address=127.0.0.1",
+            f"--http-port={self.http_port}",
+            "--grpc-address=127.0.0.1",
+            f"--grpc-port={self.grpc_port}",
+            "--allow-metrics=false",
+            "--allow-gpu-metrics=false",
+            "--strict-readiness=true",
+            "--exit-timeout-secs=10",
+            f"--log-verbose={self.log_verbose}",
+        ]
+        cmd += [f"--load-model={m}" for m in self.models]
+        return cmd
+
+    def _env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        env["VIRTUAL_ENV"] = str(self.venv)
+        libs = _site_packages(self.venv) / "nvidia_pytriton.libs"  # the copied backend's RPATH no longer reaches it
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(libs), env.get("LD_LIBRARY_PATH", "")) if p)
+        env.pop("PYTHONPATH", None)  # never leak the numpy-2 main venv into the stub
+        env.pop("PYTHONHOME", None)
+        return env
+
+    def start(self) -> TritonServer:
+        if self.proc is not None:
+            return self
+        if not self.model_repo.is_dir():
+            raise ConfigError(
+                f"model repository {self.model_repo} does not exist",
+                "build it with serving.model_repository.build_model_repository",
+            )
+        cmd = self.command()
+        self.log_file.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_file, "wb") as log:
+            self.proc = subprocess.Popen(
+                cmd, stdout=log, stderr=subprocess.STDOUT, env=self._env(), start_new_session=True
+            )
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self) -> None:
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            code = self.proc.poll()
+            if code is not None:
+                raise ServiceError(
+                    f"tritonserver exited with code {code} while starting: {_last_line(self.log_file)} (log: {self.log_file})",
+                    "check the model repository and the log",
+                )
+            if self.is_ready():
+                return
+            time.sleep(0.2)
+        raise ServiceError(
+            f"tritonserver not ready after {self.startup_timeout:.0f}s: {_last_line(self.log_file)} (log: {self.log_file})",
+            "check the log; a model listed to load at start may have failed",
+        )
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM (Triton drains in-flight requests), then SIGKILL the process group."""
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return None
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        # python-backend stubs live in the server's session; make sure none outlives it.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        return proc.returncode
+
+    def __enter__(self) -> TritonServer:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    # -- health + model control ------------------------------------------------------------------
+    def _get(self, path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://{self.http_url}{path}", timeout=2) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as exc:
+            return int(exc.code)
+        except (urllib.error.URLError, OSError):
+            return 0
+
+    def is_ready(self) -> bool:
+        return self._get("/v2/health/ready") == 200
+
+    def model_ready(self, name: str, version: str = "") -> bool:
+        path = f"/v2/models/{name}" + (f"/versions/{version}" if version else "") + "/ready"
+        return self._get(path) == 200
+
+    @contextlib.contextmanager
+    def _client(self):  # noqa: ANN202 - tritonclient type
+        """A short-lived HTTP client; closed after use, because Triton's shutdown waits for open connections."""
+        import tritonclient.http as httpclient
+
+        client = httpclient.InferenceServerClient(self.http_url, network_timeout=300.0, connection_timeout=5.0)
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def load(self, name: str) -> None:
+        """Load (or reload) a model through the model-control API; raise ServiceError with Triton's reason."""
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            with self._client() as client:
+                client.load_model(name)
+        except InferenceServerException as exc:
+            raise ServiceError(
+                f"Triton could not load model {name!r}: {exc.message()}", f"see {self.log_file}"
+            ) from None
+
+    def unload(self, name: str, unload_dependents: bool = True) -> None:
+        from tritonclient.utils import InferenceServerException
+
+        try:
+            with self._client() as client:
+                client.unload_model(name, unload_dependents=unload_dependents)
+        except InferenceServerException as exc:
+            raise ServiceError(
+                f"Triton could not unload model {name!r}: {exc.message()}", f"see {self.log_file}"
+            ) from None
+        deadline = time.monotonic() + 30
+        while self.model_ready(name) and time.monotonic() < deadline:  # unload is asynchronous
+            time.sleep(0.1)
+
+    def repository_index(self) -> list[dict]:
+        with self._client() as client:
+            return list(client.get_model_repository_index())
