@@ -116,10 +116,17 @@ class SerenScorer:
         self.head = ScoringHead(model, self.yes_id, self.no_id).eval()
 
     @classmethod
-    def from_pretrained(cls, model_dir: str | os.PathLike[str], dtype: torch.dtype = torch.float32) -> SerenScorer:
+    def from_pretrained(
+        cls, model_dir: str | os.PathLike[str], dtype: torch.dtype = torch.float32, device: str | None = None
+    ) -> SerenScorer:
+        """Load a merged model dir (or 'smollm2'); `device="cuda"` for a GPU, CPU by default."""
         from seren.llm.base import load_causal_lm
 
         model, tok = load_causal_lm(model_dir, dtype=dtype)
+        if device is not None:
+            if str(device).startswith("cuda") and not torch.cuda.is_available():
+                raise SerenError(f"device {device!r} requested but no CUDA GPU is available", "omit --device (CPU)")
+            model = model.to(device)
         return cls(model, tok)
 
     @property
@@ -169,9 +176,21 @@ class SerenScorer:
         return torch.softmax(logits.float(), dim=-1)[:, 0]
 
     def _batches(self, rows: list[list[int]], keys: list[str], batch_size: int) -> list[list[int]]:
-        """Rows of one profile together (their shared prefix is long), similar lengths together (less padding)."""
-        order = sorted(range(len(rows)), key=lambda i: (keys[i], len(rows[i])))
-        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+        """One user's candidates per batch (they share system prompt + profile); lone rows packed by length."""
+        groups: dict[str, list[int]] = {}
+        for i, k in enumerate(keys):
+            groups.setdefault(k, []).append(i)
+        batches: list[list[int]] = []
+        singles: list[int] = []
+        for idx in groups.values():
+            if len(idx) == 1:
+                singles.extend(idx)
+                continue
+            idx.sort(key=lambda i: len(rows[i]))
+            batches.extend(idx[s : s + batch_size] for s in range(0, len(idx), batch_size))
+        singles.sort(key=lambda i: len(rows[i]))
+        batches.extend(singles[s : s + batch_size] for s in range(0, len(singles), batch_size))
+        return batches
 
     @staticmethod
     def _common_prefix(rows: list[list[int]]) -> int:
