@@ -123,9 +123,16 @@ def parse_timestamps(values: pd.Series, src: str = "timestamp", path: Path | str
 
 
 def load_interactions(
-    path: str | os.PathLike[str], mapping: dict[str, str] | None = None, event_default: str = "rating"
+    path: str | os.PathLike[str],
+    mapping: dict[str, str] | None = None,
+    event_default: str = "rating",
+    *,
+    validate: bool = True,
 ) -> pd.DataFrame:
-    """Read interactions and return the validated canonical frame (sorted by user, time)."""
+    """Read interactions and return the canonical frame sorted by (user, time).
+
+    `validate=False` skips the schema pass for callers that validate the whole Dataset anyway.
+    """
     path = Path(path)
     if event_default not in EVENT_TYPES:
         raise ConfigError(f"unknown event type '{event_default}'", f"use one of {', '.join(EVENT_TYPES)}")
@@ -156,6 +163,8 @@ def load_interactions(
     for c in extra:  # keep additional columns (schema is non-strict)
         out[c] = raw[c].to_numpy()
     out = out[[*INTERACTION_COLUMNS, *extra]]
+    if not validate:
+        return out.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
     return validate_interactions(out, source=str(path))
 
 

@@ -68,7 +68,10 @@ def load_movielens(path: str | os.PathLike[str], min_tag_count: int = 1) -> Data
         ) from None
     _require(header, ("userId", "movieId", "rating", "timestamp"), ratings_f)
     interactions = load_interactions(
-        ratings_f, {"user_id": "userId", "item_id": "movieId", "rating": "rating", "timestamp": "timestamp"}, "rating"
+        ratings_f,
+        {"user_id": "userId", "item_id": "movieId", "rating": "rating", "timestamp": "timestamp"},
+        "rating",
+        validate=False,
     )
 
     movies = read_table(movies_f, id_columns=("movieId",))
