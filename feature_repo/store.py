@@ -13,8 +13,6 @@ import contextlib
 import fcntl
 import io
 import logging
-import os
-import string
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,124 +23,51 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import yaml
 
-from feature_repo.definitions import (
+from feature_repo.config import (
+    available_targets,
+    check_target,
+    default_data_dir,
+    redis_error,
+    render_config,
+    resolve_target,
+)
+from feature_repo.definitions import build_objects
+from feature_repo.schema import (
+    BATCH_VIEWS,
     CREATED,
     PUSH_SOURCES,
     TIMESTAMP,
     VIEWS,
     arrow_schema,
-    build_objects,
+    check_view,
     join_key,
     offline_table_path,
 )
-from seren.errors import ConfigError, DataError, ServiceError
+from seren.errors import ConfigError, DataError
 from seren.io import atomic_path, write_text
-from seren.paths import seren_home
 
 log = logging.getLogger(__name__)
 
-TARGETS_DIR = Path(__file__).resolve().parent / "targets"
-DEFAULT_TARGET = "local"
+__all__ = [
+    "BATCH_VIEWS",
+    "PUSH_SOURCES",
+    "VIEWS",
+    "apply",
+    "available_targets",
+    "check_view",
+    "data_dir_of",
+    "get_historical",
+    "get_online",
+    "get_store",
+    "materialize",
+    "push",
+    "render_config",
+    "resolve_target",
+    "teardown",
+    "write_offline",
+]
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-BATCH_VIEWS = tuple(v for v, s in VIEWS.items() if not s.push_source)
-
-# template variable -> (environment variable, default or None when required)
-_VARS: dict[str, tuple[str, str | None]] = {
-    "REDIS": ("SEREN_REDIS_URL", "localhost:6379"),
-    "GCP_PROJECT": ("SEREN_GCP_PROJECT", None),
-    "GCS_BUCKET": ("SEREN_GCS_BUCKET", None),
-    "BQ_DATASET": ("SEREN_BQ_DATASET", "seren_features"),
-    "BQ_LOCATION": ("SEREN_BQ_LOCATION", "US"),
-}
-
-
-def available_targets() -> list[str]:
-    return sorted(p.stem for p in TARGETS_DIR.glob("*.yaml"))
-
-
-def resolve_target(target: str | None = None) -> str:
-    """An explicit target wins; else SEREN_FEAST_TARGET; else local."""
-    name = target or os.environ.get("SEREN_FEAST_TARGET") or DEFAULT_TARGET
-    if name not in available_targets():
-        raise ConfigError(
-            f"unknown feature store target {name!r}",
-            f"use one of {', '.join(available_targets())} (--target or SEREN_FEAST_TARGET)",
-        )
-    return name
-
-
-def default_data_dir() -> Path:
-    return seren_home() / "features"
-
-
-def render_config(target: str | None = None, data_dir: Path | None = None) -> dict[str, Any]:
-    """The target's feature_store.yaml as a dict, variables filled from the environment."""
-    name = resolve_target(target)
-    data_dir = Path(data_dir or default_data_dir()).resolve()
-    values = {"DATA_DIR": str(data_dir)}
-    for var, (env, default) in _VARS.items():
-        val = os.environ.get(env) or default
-        if val is not None:
-            values[var] = _redis_conn(val) if var == "REDIS" else val
-    lines = (TARGETS_DIR / f"{name}.yaml").read_text().splitlines()
-    text = "\n".join(line for line in lines if not line.lstrip().startswith("#"))
-    try:
-        rendered = string.Template(text).substitute(values)
-    except KeyError as exc:
-        env = _VARS.get(exc.args[0], (exc.args[0], None))[0]
-        raise ConfigError(f"feature store target {name!r} needs {env}", f"export {env}=...") from None
-    return yaml.safe_load(rendered)
-
-
-def _redis_conn(url: str) -> str:
-    """Accept 'host:port[,opts]' (Feast's form) or 'redis://host:port[/db]'."""
-    if url.startswith(("redis://", "rediss://")):
-        from urllib.parse import urlparse
-
-        u = urlparse(url)
-        parts = [f"{u.hostname or 'localhost'}:{u.port or 6379}"]
-        if u.path.strip("/"):
-            parts.append(f"db={u.path.strip('/')}")
-        if u.password:
-            parts.append(f"password={u.password}")
-        if url.startswith("rediss://"):
-            parts.append("ssl=true")
-        return ",".join(parts)
-    return url
-
-
-def _redis_endpoint(conn: str) -> tuple[str, int, dict[str, str]]:
-    head, *opts = conn.split(",")
-    host, _, port = head.rpartition(":")
-    try:
-        return host or "localhost", int(port), dict(o.split("=", 1) for o in opts if "=" in o)
-    except ValueError:
-        raise ConfigError(f"bad Redis address {conn!r}", "set SEREN_REDIS_URL=host:port") from None
-
-
-def _check_redis(conn: str) -> None:
-    """Fail fast with one line instead of a redis-py traceback deep inside Feast."""
-    import redis
-
-    host, port, opts = _redis_endpoint(conn)
-    client = redis.Redis(
-        host=host,
-        port=port,
-        db=int(opts.get("db", 0)),
-        password=opts.get("password"),
-        ssl=opts.get("ssl", "false").lower() == "true",
-        socket_connect_timeout=2,
-        socket_timeout=2,
-    )
-    try:
-        client.ping()
-    except redis.exceptions.RedisError as exc:
-        raise ServiceError(
-            f"Redis online store at {host}:{port} is unreachable ({type(exc).__name__})",
-            f"start it (redis-server --port {port}) or set SEREN_REDIS_URL=host:port",
-        ) from None
-    finally:
-        client.close()
 
 
 def get_store(target: str | None = None, data_dir: Path | None = None) -> Any:
@@ -151,13 +76,10 @@ def get_store(target: str | None = None, data_dir: Path | None = None) -> Any:
 
     name = resolve_target(target)
     data_dir = Path(data_dir or default_data_dir()).resolve()
-    raw = render_config(name, data_dir)
+    raw = check_target(name, data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "offline").mkdir(exist_ok=True)
     write_text(data_dir / "feature_store.yaml", yaml.safe_dump(raw, sort_keys=False))
-    online = raw.get("online_store") or {}
-    if online.get("type") == "redis":
-        _check_redis(online["connection_string"])
     try:
         config = RepoConfig(repo_path=data_dir, **raw)
         config.offline_store, config.online_store  # noqa: B018 - validates and imports the store classes
@@ -202,11 +124,7 @@ def _feast_call(store: Any, quiet: bool = True) -> Iterator[None]:
     except Exception as exc:
         online = store.config.online_store
         if getattr(online, "type", None) == "redis" and _is_redis_conn_error(exc):
-            host, port, _ = _redis_endpoint(online.connection_string)
-            raise ServiceError(
-                f"Redis online store at {host}:{port} is unreachable ({type(exc).__name__})",
-                f"start it (redis-server --port {port}) or set SEREN_REDIS_URL=host:port",
-            ) from None
+            raise redis_error(online.connection_string, exc) from None
         raise
     finally:
         if buf.getvalue():
@@ -354,7 +272,7 @@ def materialize(
     start = _utc(start) if start is not None else EPOCH
     names = list(views) if views else list(VIEWS)
     for v in names:
-        _check_view(v)
+        check_view(v)
         _require_applied(store, v)
         if _is_file_offline(store) and not offline_table_path(data_dir_of(store), v).exists():
             raise DataError(
@@ -369,11 +287,6 @@ def materialize(
         if on_view is not None:
             on_view(v, counts[v])
     return counts
-
-
-def _check_view(view: str) -> None:
-    if view not in VIEWS:
-        raise ConfigError(f"unknown feature view {view!r}", f"use one of {', '.join(VIEWS)}")
 
 
 def _utc(ts: datetime | pd.Timestamp) -> datetime:
@@ -396,7 +309,7 @@ def get_online(
     views have none), or "missing": nothing stored). Stale rows keep their values so a caller
     can still show them with the reason.
     """
-    _check_view(view)
+    check_view(view)
     spec = VIEWS[view]
     key = join_key(view)
     feats = [n for n, _ in spec.fields]
@@ -414,7 +327,7 @@ def get_online(
             raise
     out = pd.DataFrame({key: ids, **{f: resp[f] for f in feats}})
     for f, t in spec.fields:
-        if str(t) == "Int64":  # keep counts integral when some rows are missing
+        if t == "int64":  # keep counts integral when some rows are missing
             out[f] = out[f].astype("Int64")
     secs = pd.DataFrame({f: resp.get(f"{f}__ts", [0] * len(ids)) for f in feats}).fillna(0).max(axis=1)
     present = pd.DataFrame({f: pd.Series(resp[f], dtype=object).notna() for f in feats}).any(axis=1) & (secs > 0)
@@ -433,16 +346,27 @@ def get_online(
 
 
 def get_historical(store: Any, entity_df: pd.DataFrame, views: Sequence[str]) -> pd.DataFrame:
-    """Point-in-time join: each entity row gets the feature values as of its event_timestamp."""
+    """Point-in-time join: each entity row gets the feature values as of its event_timestamp.
+
+    Exactly one output row per input row, in input order (Feast's file store drops an entity
+    row whose every candidate feature row lies in its future; here such rows come back with
+    missing features, as the other offline stores return them).
+    """
     refs = []
     for v in views:
-        _check_view(v)
-        refs += [f"{v}:{n}" for n, _ in VIEWS[v].fields]
-    entity_df = entity_df.assign(**{TIMESTAMP: pd.to_datetime(entity_df[TIMESTAMP], utc=True)})
+        refs += [f"{v}:{n}" for n in check_view(v).features]
+    row = "__seren_row"
+    ent = entity_df.reset_index(drop=True)
+    ent = ent.assign(**{TIMESTAMP: pd.to_datetime(ent[TIMESTAMP], utc=True), row: range(len(ent))})
     with _feast_call(store):
-        return store.get_historical_features(
-            entity_df=entity_df, features=refs, full_feature_names=len(views) > 1
-        ).to_df()
+        out = store.get_historical_features(entity_df=ent, features=refs, full_feature_names=len(views) > 1).to_df()
+    out = out.drop_duplicates(subset=[row]).set_index(row).reindex(range(len(ent)))
+    for c in ent.columns:
+        if c != row:
+            out[c] = ent[c]  # both indexed 0..n-1
+    return out.reset_index(drop=True)[
+        [*[c for c in ent.columns if c != row], *[c for c in out.columns if c not in ent.columns]]
+    ]
 
 
 def push(
