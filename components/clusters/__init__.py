@@ -1,0 +1,1 @@
+"""Interest clusters: item embeddings -> two-level k-means -> unique language descriptions."""

@@ -1,0 +1,1 @@
+"""Exploration report: novelty gates vs baselines, alignment gain, table quality."""

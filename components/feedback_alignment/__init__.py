@@ -1,0 +1,1 @@
+"""Feedback alignment: aggregated novel-exposure feedback -> alignment scorer for best-of-n."""

@@ -1,0 +1,1 @@
+"""LoRA SFT of the novelty LLM on transition prompts."""

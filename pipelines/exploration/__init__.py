@@ -1,0 +1,1 @@
+"""The exploration pipeline: clusters -> transitions -> novelty fine-tune -> feedback alignment -> pair table -> evaluate."""

@@ -1,0 +1,467 @@
+"""The exploration stages as directory-in, directory-out functions.
+
+Each KFP component calls exactly one of these; `run_all` chains them in-process for the CLI and
+the demo. Every stage returns flat numeric metrics (what KFP's Metrics artifact can log) and
+writes its outputs atomically.
+
+Published layout (``publish``; default ``$SEREN_HOME/exploration``), what `seren explore` reads:
+``clusters/``, ``pair_table.parquet``, ``report.json`` and ``exploration.json`` (dataset path,
+sources and creation time).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from seren.errors import ConfigError
+from seren.io import atomic_dir, write_json, write_text
+from seren.paths import seren_home
+
+log = logging.getLogger(__name__)
+
+FEEDBACK_FILE = "feedback.parquet"
+
+
+def default_publish_dir() -> Path:
+    return seren_home() / "exploration"
+
+
+def flat_metrics(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numbers only (bools as 0/1), nested keys joined with '.', for KFP Metrics."""
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, bool):
+            out[key] = float(v)
+        elif isinstance(v, int | float) and v == v:  # drop NaN
+            out[key] = float(v)
+        elif isinstance(v, dict):
+            out.update(flat_metrics(v, key + "."))
+    return out
+
+
+def run_clusters(
+    dataset_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    n_top: int = 8,
+    n_sub: int = 5,
+    seed: int = 0,
+    n_keywords: int = 3,
+    naming_backend: str = "none",
+) -> dict[str, float]:
+    """Dataset items -> interest clusters directory."""
+    from seren.data import load_dataset
+    from seren.exploration.clusters import build_clusters
+
+    backend = None
+    if naming_backend and naming_backend != "none":
+        from seren.llm.backends import get_backend
+
+        backend = get_backend(naming_backend)
+    ds = load_dataset(dataset_dir)
+    clusters = build_clusters(ds.items, n_top=n_top, n_sub=n_sub, seed=seed, n_keywords=n_keywords, backend=backend)
+    clusters.save(out_dir)
+    return flat_metrics(clusters.metrics)
+
+
+def run_transitions(
+    dataset_dir: str | os.PathLike[str],
+    clusters_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    min_count: int = 1,
+    test_frac: float = 0.2,
+) -> dict[str, float]:
+    from seren.data import load_dataset
+    from seren.exploration.clusters import Clusters
+    from seren.exploration.transitions import build_transitions
+
+    ds = load_dataset(dataset_dir)
+    clusters = Clusters.load(clusters_dir)
+    tr = build_transitions(
+        ds.interactions, clusters.item_to_cluster, clusters.descriptions, min_count=min_count, test_frac=test_frac
+    )
+    tr.save(out_dir)
+    return flat_metrics(tr.metrics)
+
+
+def run_novelty_finetune(
+    transitions_dir: str | os.PathLike[str],
+    clusters_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    base_model: str = "smollm2",
+    max_steps: int = 200,
+    learning_rate: float = 1e-3,
+    lora_r: int = 16,
+    batch_size: int = 16,
+    seed: int = 0,
+) -> dict[str, float]:
+    """LoRA SFT into the stage dir `out_dir` (the merged model in `out_dir/model`, with the cluster
+    set it answers in; a re-run with the same data and settings resumes or reuses it)."""
+    from seren.exploration.clusters import Clusters
+    from seren.exploration.novelty import train_novelty
+    from seren.exploration.transitions import Transitions
+    from seren.serengpt.sft import read_model_card
+
+    tr = Transitions.load(transitions_dir)
+    clusters = Clusters.load(clusters_dir)
+    model_dir = train_novelty(
+        base_model,
+        tr,
+        clusters.descriptions,
+        out_dir,
+        max_steps=max_steps,
+        learning_rate=learning_rate,
+        lora_r=lora_r,
+        lora_alpha=2 * lora_r,
+        batch_size=batch_size,
+        seed=seed,
+    )
+    card = read_model_card(model_dir)
+    tm = {k: v for k, v in card.get("train_metrics", {}).items() if not isinstance(v, list)}
+    return flat_metrics({**tm, "n_train": card.get("data", {}).get("n_train", 0)})
+
+
+def run_feedback_alignment(
+    dataset_dir: str | os.PathLike[str],
+    clusters_dir: str | os.PathLike[str],
+    transitions_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    min_support: int = 3,
+    prior: float = 5.0,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Aggregate novel-exposure feedback and fit the alignment scorer (saved with its feedback)."""
+    from seren.data import load_dataset
+    from seren.exploration.alignment import TripleFeatures, aggregate_feedback, novel_exposures, train_aligner
+    from seren.exploration.clusters import Clusters
+    from seren.exploration.transitions import Transitions
+
+    ds = load_dataset(dataset_dir)
+    clusters = Clusters.load(clusters_dir)
+    tr = Transitions.load(transitions_dir)
+    exposures = novel_exposures(ds.interactions, clusters.item_to_cluster)
+    feedback = aggregate_feedback(exposures, tr.cutoff, prior=prior)
+    aligner = train_aligner(
+        feedback, TripleFeatures(clusters, exposures, tr.sequences, tr.cutoff), min_support=min_support, seed=seed
+    )
+    aligner.save(out_dir)
+    feedback.to_parquet(Path(out_dir) / FEEDBACK_FILE, index=False)
+    return flat_metrics({k: v for k, v in (aligner.metrics or {}).items() if k != "coefficients"})
+
+
+def run_pair_table(
+    model_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    aligner_dir: str | os.PathLike[str] | None = None,
+    n: int = 3,
+    n_candidates: int = 10,
+    shard_size: int = 64,
+    method: str = "auto",
+    work_dir: str | os.PathLike[str] | None = None,
+    push: bool = False,
+    feast_target: str | None = None,
+    feast_data_dir: str | os.PathLike[str] | None = None,
+    progress: bool = False,
+) -> dict[str, float]:
+    """All N^2 pairs -> `out_dir/pair_table.parquet` (shards in `work_dir`, so a retried step
+    resumes), optionally pushed to the Feast novel_interests view."""
+    from seren.exploration.alignment import Aligner
+    from seren.exploration.novelty import NoveltyModel
+    from seren.exploration.pair_table import (
+        MANIFEST,
+        TABLE_FILE,
+        build_pair_table,
+        load_pair_table,
+        push_pair_table,
+        table_metrics,
+    )
+
+    model = NoveltyModel.from_pretrained(model_dir)
+    aligner = Aligner.load(aligner_dir) if aligner_dir else None
+    work = Path(work_dir) if work_dir else Path(out_dir)
+    table_f = build_pair_table(
+        model,
+        work,
+        n=n,
+        n_candidates=n_candidates,
+        aligner=aligner,
+        shard_size=shard_size,
+        method=method,
+        progress=progress,
+    )
+    table = load_pair_table(table_f)
+    if work.resolve() != Path(out_dir).resolve():
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        shutil.copy2(table_f, Path(out_dir) / TABLE_FILE)
+        shutil.copy2(work / MANIFEST, Path(out_dir) / MANIFEST)
+    stats = json.loads((work / MANIFEST).read_text()).get("stats", {})
+    metrics = {
+        **table_metrics(table, model.ids),
+        **{k: v for k, v in stats.items() if k in ("pairs_per_s", "seconds", "shards_done_before", "shards_computed")},
+    }
+    if push:
+        metrics["pushed_rows"] = push_pair_table(table, target=feast_target or None, data_dir=feast_data_dir or None)
+    return flat_metrics(metrics)
+
+
+def _md_table(rows: dict[str, dict[str, float]]) -> str:
+    cols = list(next(iter(rows.values())))
+    lines = ["| ranker | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
+    lines += [f"| {name} | " + " | ".join(f"{v[c]:.3f}" for c in cols) + " |" for name, v in rows.items()]
+    return "\n".join(lines)
+
+
+def run_evaluate(
+    clusters_dir: str | os.PathLike[str],
+    transitions_dir: str | os.PathLike[str],
+    model_dir: str | os.PathLike[str],
+    aligner_dir: str | os.PathLike[str],
+    table_dir: str | os.PathLike[str],
+    report_dir: str | os.PathLike[str],
+    n: int = 3,
+    max_test: int | None = 400,
+    seed: int = 0,
+    dataset_dir: str | os.PathLike[str] | None = None,
+    publish: str | os.PathLike[str] | None = None,
+) -> tuple[dict[str, float], str]:
+    """Novelty gates + baselines, alignment gain, table quality -> report.json/report.md.
+
+    With `publish` the clusters, table and report are also copied where `seren explore` reads."""
+    from seren.exploration.alignment import alignment_gain
+    from seren.exploration.clusters import Clusters
+    from seren.exploration.novelty import NoveltyModel, evaluate_novelty
+    from seren.exploration.pair_table import load_pair_table, table_metrics
+    from seren.exploration.transitions import Transitions
+
+    clusters = Clusters.load(clusters_dir)
+    tr = Transitions.load(transitions_dir)
+    model = NoveltyModel.from_pretrained(model_dir)
+    nov = evaluate_novelty(model, tr, n=n, max_test=max_test, seed=seed)
+    table = load_pair_table(table_dir)
+    unaligned = {(a, b): list(c)[:n] for a, b, c in zip(table["c1"], table["c2"], table["llm_clusters"], strict=True)}
+    aligned = {(a, b): list(c)[:n] for a, b, c in zip(table["c1"], table["c2"], table["novel_clusters"], strict=True)}
+    feedback_f = Path(aligner_dir) / FEEDBACK_FILE
+    gain = alignment_gain(unaligned, aligned, pd.read_parquet(feedback_f)) if feedback_f.is_file() else {}
+    report = {
+        "clusters": clusters.metrics,
+        "transitions": tr.metrics,
+        "novelty": {k: v for k, v in nov.items() if k not in ("table", "examples")},
+        "alignment": gain,
+        "pair_table": table_metrics(table, clusters.ids),
+        "seqrec": {"status": "pending: seren.exploration.seqrec not wired"},
+    }
+    md = [
+        "# Interest exploration report",
+        "",
+        f"Clusters: {clusters.metrics.get('n_clusters')} (silhouette {clusters.metrics.get('silhouette_leaf')}, unique descriptions {clusters.metrics.get('description_unique_share')})",
+        f"Held-out novel transitions: {nov['n_test']} over {nov['n_test_pairs']} pairs",
+        "",
+        "## Novelty LLM gates",
+        "",
+        f"- exact-match rate (unconstrained): {nov['exact_match_rate']:.3f} (target >= 0.90) {'PASS' if nov['gates']['exact_match']['passed'] else 'FAIL'}",
+        f"- recall@{n}: {nov['llm_recall']:.3f} (target >= 0.015) {'PASS' if nov['gates']['recall']['passed'] else 'FAIL'}",
+        f"- beats every baseline at recall@{n}: {'PASS' if nov['gates']['beats_baselines']['passed'] else 'FAIL'} (best baseline {nov['best_baseline_recall']:.3f})",
+        "",
+        _md_table(nov["recall"]),
+        "",
+        "## Feedback alignment (held-out replay)",
+        "",
+    ]
+    if gain:
+        md += [
+            f"- un-aligned table: positive rate {gain['unaligned']['rate']:.3f} over {gain['unaligned']['trials']} matched exposures",
+            f"- aligned (best-of-n): positive rate {gain['aligned']['rate']:.3f} over {gain['aligned']['trials']} matched exposures",
+            f"- gain: {gain['gain_abs']:+.3f} ({gain['gain_rel']:+.1%})",
+        ]
+    else:
+        md.append("- no feedback available")
+    md_text = "\n".join(md) + "\n"
+    report_dir = Path(report_dir)
+    write_json(report_dir / "report.json", report)
+    write_text(report_dir / "report.md", md_text)
+    if publish:
+        publish_outputs(
+            publish,
+            clusters_dir=clusters_dir,
+            table_dir=table_dir,
+            report_dir=report_dir,
+            dataset_dir=dataset_dir,
+            model_dir=model_dir,
+        )
+    metrics = flat_metrics(
+        {
+            "novelty": {k: v for k, v in report["novelty"].items() if k != "recall"},
+            "recall": nov["recall"],
+            "alignment": gain,
+            "pair_table": report["pair_table"],
+        }
+    )
+    return metrics, md_text
+
+
+def publish_outputs(
+    publish: str | os.PathLike[str],
+    clusters_dir: str | os.PathLike[str],
+    table_dir: str | os.PathLike[str],
+    report_dir: str | os.PathLike[str] | None = None,
+    dataset_dir: str | os.PathLike[str] | None = None,
+    model_dir: str | os.PathLike[str] | None = None,
+    seqrec_dir: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Copy what serving needs into one directory, swapped in atomically."""
+    from seren.exploration.pair_table import TABLE_FILE
+
+    out = Path(publish)
+    table_f = Path(table_dir) / TABLE_FILE if Path(table_dir).is_dir() else Path(table_dir)
+    with atomic_dir(out) as tmp:
+        shutil.copytree(clusters_dir, tmp / "clusters")
+        shutil.copy2(table_f, tmp / TABLE_FILE)
+        if report_dir and (Path(report_dir) / "report.json").is_file():
+            shutil.copy2(Path(report_dir) / "report.json", tmp / "report.json")
+            shutil.copy2(Path(report_dir) / "report.md", tmp / "report.md")
+        if seqrec_dir:
+            shutil.copytree(seqrec_dir, tmp / "seqrec")
+        write_json(
+            tmp / "exploration.json",
+            {
+                "dataset": str(Path(dataset_dir).resolve()) if dataset_dir else None,
+                "model": str(model_dir) if model_dir else None,
+                "created": datetime.now(UTC).isoformat(timespec="seconds"),
+            },
+        )
+    return out
+
+
+def run_all(
+    dataset_dir: str | os.PathLike[str],
+    work_dir: str | os.PathLike[str] | None = None,
+    publish: str | os.PathLike[str] | None = None,
+    base_model: str = "smollm2",
+    n_top: int = 8,
+    n_sub: int = 5,
+    min_count: int = 1,
+    max_steps: int = 200,
+    n: int = 3,
+    n_candidates: int = 10,
+    min_support: int = 3,
+    seed: int = 0,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Every stage in-process (what the pipeline does, without KFP); returns per-stage metrics."""
+    work = Path(work_dir) if work_dir else seren_home() / "exploration_work"
+    if not Path(dataset_dir).is_dir():
+        raise ConfigError(
+            f"dataset directory {dataset_dir} does not exist", "generate one with `seren data generate --out DIR`"
+        )
+    d = {k: work / k for k in ("clusters", "transitions", "novelty_model", "aligner", "pair_table", "report")}
+    out: dict[str, Any] = {}
+    out["clusters"] = run_clusters(dataset_dir, d["clusters"], n_top=n_top, n_sub=n_sub, seed=seed)
+    out["transitions"] = run_transitions(dataset_dir, d["clusters"], d["transitions"], min_count=min_count)
+    out["novelty_finetune"] = run_novelty_finetune(
+        d["transitions"], d["clusters"], d["novelty_model"], base_model=base_model, max_steps=max_steps, seed=seed
+    )
+    out["feedback_alignment"] = run_feedback_alignment(
+        dataset_dir, d["clusters"], d["transitions"], d["aligner"], min_support=min_support, seed=seed
+    )
+    out["pair_table"] = run_pair_table(
+        d["novelty_model"], d["pair_table"], d["aligner"], n=n, n_candidates=n_candidates, progress=progress
+    )
+    metrics, md = run_evaluate(
+        d["clusters"],
+        d["transitions"],
+        d["novelty_model"],
+        d["aligner"],
+        d["pair_table"],
+        d["report"],
+        n=n,
+        seed=seed,
+        dataset_dir=dataset_dir,
+        publish=publish or default_publish_dir(),
+    )
+    out["evaluate"] = metrics
+    out["report_md"] = md
+    return out
+
+
+def explore_user(
+    user_id: str,
+    data: str | os.PathLike[str] | None = None,
+    table: str | os.PathLike[str] | None = None,
+    clusters: str | os.PathLike[str] | None = None,
+    published: str | os.PathLike[str] | None = None,
+    n: int = 3,
+    k: int = 10,
+) -> dict[str, Any]:
+    """What serving does for one user: last two clusters -> table lookup -> restricted recs.
+
+    A user with one cluster uses the pair (c, c); a pair missing from the table uses the table's
+    documented fallback (`PairLookup`). Restricted recommendations come from the sequence
+    recommender when one is published beside the table, else they are reported as unavailable."""
+    from seren.data import load_dataset
+    from seren.errors import DataError
+    from seren.exploration.clusters import Clusters
+    from seren.exploration.pair_table import TABLE_FILE, PairLookup, load_pair_table
+    from seren.exploration.transitions import cluster_sequences
+
+    pub = Path(published) if published else default_publish_dir()
+    manifest_f = pub / "exploration.json"
+    manifest = json.loads(manifest_f.read_text()) if manifest_f.is_file() else {}
+    if data is None and not manifest.get("dataset"):
+        raise ConfigError(
+            f"no exploration outputs at {pub} and no --data given",
+            "run `seren pipeline run exploration --local` first, or pass --data DIR --table FILE --clusters DIR",
+        )
+    data_dir = Path(data) if data is not None else Path(manifest["dataset"])
+    cl = Clusters.load(clusters if clusters is not None else pub / "clusters")
+    tbl = load_pair_table(table if table is not None else pub / TABLE_FILE)
+    ds = load_dataset(data_dir, validate=False)
+    inter = ds.interactions[ds.interactions["user_id"].astype(str) == str(user_id)]
+    if inter.empty:
+        raise DataError(
+            f"user {user_id!r} has no interactions in {data_dir}",
+            "pass a user id from the dataset (see interactions.parquet)",
+        )
+    inter = inter.assign(timestamp=pd.to_datetime(inter["timestamp"], utc=True))
+    seq = cluster_sequences(inter, cl.item_to_cluster)
+    if seq.empty:
+        raise DataError(
+            f"user {user_id!r} has no positive engagement with a clustered item",
+            "exploration starts from a user's recent interests; try another user",
+        )
+    desc = cl.descriptions
+    recent = seq["cluster_id"].tolist()[-2:]
+    c1, c2 = (recent[0], recent[0]) if len(recent) == 1 else (recent[0], recent[1])
+    hit = PairLookup(tbl)(c1, c2, n=n)
+    history = set(seq["cluster_id"])
+    out: dict[str, Any] = {
+        "user_id": str(user_id),
+        "last_clusters": [{"cluster_id": c, "description": desc.get(c, "")} for c in ([c1] if c1 == c2 else [c1, c2])],
+        "novel_clusters": [
+            {"cluster_id": c, "description": desc.get(c, ""), "score": float(s), "new_to_user": c not in history}
+            for c, s in zip(hit["novel_clusters"], hit["novel_scores"], strict=True)
+        ],
+        "source": hit["source"],
+    }
+    out["recommendations"], out["recommendations_status"] = _restricted_recs(
+        pub, ds, inter, cl, [c["cluster_id"] for c in out["novel_clusters"]], k
+    )
+    return out
+
+
+def _restricted_recs(
+    pub: Path, ds: Any, inter: pd.DataFrame, cl: Any, novel: list[str], k: int
+) -> tuple[list[dict[str, Any]], str]:
+    """Sequence-recommender items inside the novel clusters, when a recommender is published."""
+    try:
+        from seren.exploration import seqrec  # noqa: F401  (another stage; may not be installed yet)
+    except ImportError:
+        return [], "unavailable: seren.exploration.seqrec is not installed"
+    return [], "unavailable: no sequence recommender published"
