@@ -1,0 +1,194 @@
+"""Label sources and their merge: behaviour rules, human (dataset + Likert survey), teacher LLM."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from seren.data import Dataset
+from seren.errors import ConfigError, DataError, ServiceError
+from seren.profiles import build_profiles
+from seren.serengpt.labeling import LABEL_COLUMNS, behaviour_labels, build_labels, dataset_labels, parse_teacher
+
+from ..profiles.handmade import CUT
+from .chat_server import free_port, smart_teacher
+
+
+def _by_pair(df: pd.DataFrame) -> dict[tuple[str, str], dict]:
+    return {(r["user_id"], r["item_id"]): r for r in df.to_dict("records")}
+
+
+def test_behaviour_rules_hand_built(hand: Dataset, hand_profiles: pd.DataFrame) -> None:
+    lab = build_labels(hand, hand_profiles)
+    assert list(lab.columns) == LABEL_COLUMNS
+    got = {k: (r["label"], r["confidence"]) for k, r in _by_pair(lab).items()}
+    # alice's history: Books/Poetry + Music/Jazz; bob's: Garden/Roses (events before day 30 only)
+    assert got == {
+        ("alice", "b5"): (1, 0.8),  # purchase of a Books/Mystery item: outside -> serendipitous
+        ("alice", "g2"): (0, 0.55),  # skip of an unexpected item
+        ("alice", "m2"): (0, 0.7),  # click inside the history: relevant, not serendipitous
+        ("bob", "g2"): (1, 0.75),  # like of Garden/Bulbs: a new subcategory
+        ("bob", "b1"): (0, 0.55),
+    }
+    assert set(lab["source"]) == {"behaviour"} and not lab["conflict"].any()
+    m = lab.attrs["metrics"]
+    assert (m["n_labels"], m["n_positive"], m["labels_behaviour"]) == (5, 2, 5)
+
+
+def test_refuses_profiles_without_cutoff(hand: Dataset, tok) -> None:
+    with pytest.raises(ConfigError, match="whole history"):
+        build_labels(hand, build_profiles(hand, tok))
+
+
+def test_behaviour_agrees_with_ground_truth(synth: Dataset, synth_profiles: pd.DataFrame) -> None:
+    """The behaviour rule is a proxy for the generator's hidden ground truth; it must mostly agree."""
+    cut = pd.Timestamp(synth_profiles["as_of"].iloc[0])
+    beh, gt = behaviour_labels(synth, synth_profiles, cut), dataset_labels(synth, cut)
+    both = beh.merge(gt, on=["user_id", "item_id"], suffixes=("_b", "_h"))
+    assert len(both) >= 30
+    assert (both["label_b"] == both["label_h"]).mean() >= 0.9
+    assert (gt.merge(synth.labels, on=["user_id", "item_id"])["timestamp"] >= cut).all()  # no pre-cutoff labels
+
+
+def test_precedence_human_teacher_behaviour(hand: Dataset, hand_profiles: pd.DataFrame, chat_server) -> None:
+    hand.labels = pd.DataFrame(
+        {
+            "user_id": ["alice", "alice"],
+            "item_id": ["m2", "g1"],
+            "serendipitous": [1, 0],
+            "timestamp": [CUT + pd.Timedelta(days=5), CUT - pd.Timedelta(days=5)],  # g1: before cutoff -> ignored
+            "source": ["panel", "panel"],
+        }
+    )
+    hand.validate()
+    srv = chat_server(
+        lambda p: "No. It is too far from what they like." if "Garden/Bulbs" in p else "Yes. A fresh pick."
+    )
+    lab = build_labels(hand, hand_profiles, teacher=srv.backend())
+    rows = _by_pair(lab)
+    assert ("alice", "g1") not in rows
+    m2 = rows[("alice", "m2")]  # human 1 > teacher 1 > behaviour 0
+    assert (m2["label"], m2["source"], m2["sources"], m2["conflict"]) == (1, "human", "human,teacher,behaviour", True)
+    assert m2["rationale"] == "A fresh pick."  # the teacher agreed with the final label
+    b5 = rows[("alice", "b5")]  # teacher 1 agrees with behaviour 1
+    assert (b5["label"], b5["source"], b5["confidence"], b5["conflict"]) == (1, "teacher", 0.8, False)
+    g2 = rows[("bob", "g2")]  # teacher 0 beats behaviour 1
+    assert (g2["label"], g2["source"], g2["conflict"]) == (0, "teacher", True)
+    assert g2["rationale"] == "It is too far from what they like."
+    assert len(srv.prompts) == 5 and all("Reply with Yes or No" in p for p in srv.prompts)
+    m = lab.attrs["metrics"]
+    assert (m["labels_human"], m["labels_teacher"], m["labels_behaviour"]) == (1, 4, 0)
+    assert m["teacher_ok"] == 5 and m["n_conflicts"] == 3  # m2, bob/g2, bob/b1 (teacher Yes vs a skip)
+
+
+def test_survey_likert_mapping(hand: Dataset, hand_profiles: pd.DataFrame, tmp_path: Path) -> None:
+    csv = tmp_path / "survey.csv"
+    pd.DataFrame(
+        {
+            "user_id": ["alice", "alice", "alice", "bob", "bob", "bob"],
+            "item_id": ["b5", "b5", "g2", "g2", "b1", "m1"],
+            "Serendipity (1-5)": [5, 4, 1, 3, 2, 4],
+            "comment": ["Loved this surprise", None, "not for me", "meh", None, ""],
+        }
+    ).to_csv(csv, index=False)
+    rows = _by_pair(build_labels(hand, hand_profiles, human_csv=csv))
+    assert (rows[("alice", "b5")]["label"], rows[("alice", "b5")]["confidence"]) == (1, 0.75)  # mean 4.5
+    assert rows[("alice", "b5")]["rationale"] == "Loved this surprise"
+    assert (rows[("alice", "g2")]["label"], rows[("alice", "g2")]["confidence"]) == (0, 1.0)
+    assert rows[("bob", "g2")]["source"] == "behaviour"  # a neutral 3 carries no label
+    assert (rows[("bob", "b1")]["label"], rows[("bob", "b1")]["confidence"], rows[("bob", "b1")]["source"]) == (
+        0,
+        0.5,
+        "human",
+    )
+    assert (rows[("bob", "m1")]["label"], rows[("bob", "m1")]["source"], rows[("bob", "m1")]["detail"]) == (
+        1,
+        "human",
+        "survey (n=1)",
+    )
+    assert rows[("alice", "b5")]["detail"] == "survey (n=2)"
+
+
+@pytest.mark.parametrize(
+    ("frame", "message"),
+    [
+        (
+            {"user_id": ["alice", "zed", "yan"], "item_id": ["b1"] * 3, "serendipity": [5] * 3},
+            r"2 unknown user_id\(s\) \(e.g. 'zed', 'yan'\)",
+        ),
+        ({"user_id": ["alice"], "item_id": ["nope"], "serendipity": [5]}, r"unknown item_id.*'nope'"),
+        ({"user_id": ["alice", "bob"], "item_id": ["b1", "b2"], "serendipity": [5, 9]}, "outside 1-5"),
+        ({"user_id": ["alice"], "item_id": ["b1"], "score": [5]}, "missing column.*serendipity"),
+    ],
+)
+def test_survey_bad_input(
+    hand: Dataset, hand_profiles: pd.DataFrame, tmp_path: Path, frame: dict, message: str
+) -> None:
+    csv = tmp_path / "bad.csv"
+    pd.DataFrame(frame).to_csv(csv, index=False)
+    with pytest.raises(DataError, match=message) as err:
+        build_labels(hand, hand_profiles, human_csv=csv)
+    assert "\n" not in err.value.line()
+
+
+def test_teacher_on_synthetic_data(synth: Dataset, synth_profiles: pd.DataFrame, chat_server) -> None:
+    srv = chat_server(smart_teacher)
+    lab = build_labels(synth, synth_profiles, teacher=srv.backend(), teacher_max=40, teacher_workers=4)
+    m = lab.attrs["metrics"]
+    assert m["teacher_calls"] == m["teacher_ok"] == 40 and len(srv.prompts) == 40
+    assert m["labels_teacher"] > 0 and m["n_with_rationale"] >= m["labels_teacher"]
+    teacher_rows = lab[lab["source"] == "teacher"]
+    assert teacher_rows["rationale"].str.endswith(".").all()
+    assert (lab[lab["source"] == "human"]["confidence"] == 1.0).all()
+
+
+def test_teacher_garbage_counted_and_all_failing_is_an_error(
+    hand: Dataset, hand_profiles: pd.DataFrame, chat_server
+) -> None:
+    calls = {"n": 0}
+
+    def flaky(prompt: str) -> str | int:
+        calls["n"] += 1
+        return ["Yes. Something new.", "I would rather not say.", 500][calls["n"] % 3]
+
+    lab = build_labels(hand, hand_profiles, teacher=chat_server(flaky).backend())
+    m = lab.attrs["metrics"]
+    assert m["teacher_calls"] == 5 and m["teacher_garbage"] >= 1 and m["teacher_errors"] >= 1
+    assert m["teacher_ok"] == 5 - m["teacher_garbage"] - m["teacher_errors"] >= 1
+    assert m["labels_teacher"] + m["labels_behaviour"] == 5
+
+    with pytest.raises(ServiceError, match="teacher: all 5 calls failed .*unparseable"):
+        build_labels(hand, hand_profiles, teacher=chat_server(lambda p: "Maybe, hard to say.").backend())
+
+
+def test_teacher_endpoint_down_fails_fast(hand: Dataset, hand_profiles: pd.DataFrame) -> None:
+    from seren.llm.backends import OpenAIBackend
+
+    down = OpenAIBackend(f"http://127.0.0.1:{free_port()}/v1", "m", retries=1, timeout=2.0)
+    t = time.perf_counter()
+    with pytest.raises(ServiceError, match="failed on all of the first 3 calls") as err:
+        build_labels(hand, hand_profiles, teacher=down)
+    assert time.perf_counter() - t < 20
+    assert "Fix:" in err.value.line()
+
+
+@pytest.mark.parametrize(
+    ("reply", "expected"),
+    [
+        ("Yes. It is new to them.", (1, "It is new to them.")),
+        ("no - they already read poetry every week. Also more text", (0, "they already read poetry every week.")),
+        ("Answer: Yes, because jazz sits next to blues", (1, "because jazz sits next to blues.")),
+        ("**No**", (0, None)),
+        ('{"label": "yes", "rationale": "A sibling of their favourite."}', (1, "A sibling of their favourite.")),
+        ('Sure! {"answer": false, "reason": "unrelated"}', (0, "unrelated.")),
+        ("Yes or no: hard to say", None),
+        ("Maybe.", None),
+        ("I think the answer is yes", None),
+        ("", None),
+    ],
+)
+def test_parse_teacher(reply: str, expected: tuple | None) -> None:
+    assert parse_teacher(reply) == expected
