@@ -1,0 +1,1 @@
+"""Feast stages: offline sources from a dataset, registry apply, online materialization."""

@@ -1,0 +1,1 @@
+"""Ingest a data source into a validated canonical dataset artifact."""

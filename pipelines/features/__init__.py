@@ -1,0 +1,1 @@
+"""The features pipeline: ingest + validate -> offline sources -> feast apply -> materialize."""

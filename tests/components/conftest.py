@@ -1,0 +1,44 @@
+"""Shared fixtures for component tests (tests/components/<stage>/test_*.py).
+
+Unit tests call `component.python_func(...)` with real `kfp.dsl` artifacts whose uri is a fresh
+tmp path (`artifact`); local tests run the component with kfp.local (`kfp_local` from
+tests/conftest.py) and check what it wrote (`local_outputs`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+@pytest.fixture
+def artifact(tmp_path: Path) -> Callable[..., Any]:
+    """`artifact(dsl.Dataset, "dataset")` -> an artifact at tmp_path/artifacts/<name> (not created)."""
+    from kfp import dsl
+
+    def make(cls: type = dsl.Artifact, name: str = "artifact", metadata: dict | None = None) -> Any:
+        return cls(name=name, uri=str(tmp_path / "artifacts" / name), metadata=dict(metadata or {}))
+
+    return make
+
+
+@pytest.fixture
+def local_outputs() -> Callable[[Any], dict[str, Any]]:
+    """A kfp.local task -> {output name: value or artifact}, failing loudly when the task wrote nothing
+    (kfp.local reports some failures only as missing outputs)."""
+
+    def get(task: Any) -> dict[str, Any]:
+        outputs = dict(task.outputs)
+        assert outputs, "kfp.local task produced no outputs"
+        return outputs
+
+    return get
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Our base image is the project image, not "python:*": kfp.local's SubprocessRunner warns, harmlessly.
+    config.addinivalue_line("filterwarnings", "ignore:You may be attemping to run a task:RuntimeWarning")
+    config.addinivalue_line("filterwarnings", "ignore:Task '.*'. settings .* have no effect:UserWarning")
