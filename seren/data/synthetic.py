@@ -341,7 +341,7 @@ def _make_users(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[np.ndar
     sib = np.repeat(vis_top, n_sub, axis=1) & ~vis  # U x S candidate siblings
     score = np.where(sib, rng.random((U, S)), -1.0)
     order = np.argsort(-score, axis=1)
-    for k in range(2):
+    for k in range(min(2, S)):
         pick = order[:, k]
         ok = (n_hid > k) & sib[rows, pick]
         hid[rows[ok], pick[ok]] = True
@@ -512,4 +512,7 @@ def simulate(cfg: SyntheticConfig, on_step: Callable[[int, int], None] | None = 
         "categories": subs,
         "explore_share": float(explore_m[active].mean()),
     }
-    return Dataset(interactions=interactions, items=items, users=users, labels=labels, meta=meta)
+    # a catalogue too small for anything unexpected (e.g. one category) yields no labels
+    return Dataset(
+        interactions=interactions, items=items, users=users, labels=labels if len(labels) else None, meta=meta
+    )

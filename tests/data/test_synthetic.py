@@ -168,3 +168,11 @@ def test_save_is_atomic_and_replaces(tmp_path):
     save_dataset(generate(SyntheticConfig(n_users=20, n_items=60, seed=1)), out)
     save_dataset(generate(SyntheticConfig(n_users=30, n_items=60, seed=2)), out)
     assert load_dataset(out).users.shape[0] == 30
+
+
+def test_degenerate_catalogue_still_valid():
+    ds = generate(SyntheticConfig(n_users=5, n_items=3, n_top=1, n_sub=3, seed=0))
+    assert ds.items["category"].nunique() == 3
+    # every subcategory is a visible interest, so nothing can be unexpected: no labels, no hidden interests
+    assert ds.labels is None or ds.labels["unexpected"].sum() == 0
+    assert len(ds.interactions) > 0
