@@ -83,10 +83,16 @@ def prepare_backends(venv: Path | None = None, dest: Path | None = None) -> Path
     return dest
 
 
+# Logged at every CPU-only start; never the reason a start failed.
+_HARMLESS = ("CudaDriverHelper", "CUDA driver", "NVML", "DCGM", "GPU metrics", "cuda", "pinned memory")
+
+
 def _last_line(path: Path) -> str:
+    """The most telling log line: the last error that is not a no-GPU warning, else the last line."""
     with contextlib.suppress(OSError):
         lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-        errors = [ln for ln in lines if ln.startswith(("E", "error")) or "error" in ln.lower()]
+        lines = [ln for ln in lines if not any(h.lower() in ln.lower() for h in _HARMLESS)]
+        errors = [ln for ln in lines if ln.startswith("E") or "error" in ln.lower()]
         if errors:
             return errors[-1][:400]
         if lines:
