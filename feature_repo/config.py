@@ -108,6 +108,7 @@ def check_redis(conn: str) -> None:
         ssl=opts.get("ssl", "false").lower() == "true",
         socket_connect_timeout=2,
         socket_timeout=2,
+        retry=None,  # one attempt: redis-py's default retries with backoff take ~5 s to say no
     )
     try:
         client.ping()

@@ -83,13 +83,13 @@ def get_store(target: str | None = None, data_dir: Path | None = None) -> Any:
     try:
         config = RepoConfig(repo_path=data_dir, **raw)
         config.offline_store, config.online_store  # noqa: B018 - validates and imports the store classes
-    except ImportError as exc:
-        raise ConfigError(
-            f"feature store target {name!r} needs a package that is not installed ({exc})",
-            "pip install 'seren[gcp]' (google-cloud-bigquery) for the gcp targets",
-        ) from None
-    except Exception as exc:  # pydantic / Feast config errors
+    except Exception as exc:  # Feast wraps a missing extra in its own import error type
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if isinstance(exc, ImportError) or "Could not import" in first:
+            raise ConfigError(
+                f"feature store target {name!r} needs a package that is not installed ({first})",
+                "pip install 'seren[gcp]' (google-cloud-bigquery, google-cloud-datastore) for the gcp targets",
+            ) from None
         raise ConfigError(
             f"invalid feature store config for target {name!r}: {first}", "check the target YAML"
         ) from None
