@@ -404,7 +404,7 @@ def _collect_tasks(run_dir: Path) -> dict[str, dict[str, Any]]:
 def _failure(name: str, exc: Exception, log_path: Path) -> SerenError:
     """Turn kfp.local's RuntimeError into one line naming the task and the component's own error."""
     message = _ANSI_RE.sub("", str(exc)).strip()
-    task = re.search(r"task '?([\w.-]+)'?", message, re.IGNORECASE) if isinstance(exc, RuntimeError) else None
+    task = re.search(r"Inner task failed: '([^']+)'", message) if isinstance(exc, RuntimeError) else None
     inner = ""
     if task:
         for line in reversed(_ANSI_RE.sub("", log_path.read_text(errors="replace")).splitlines()):
