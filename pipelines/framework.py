@@ -387,7 +387,7 @@ def _jsonable(value: Any) -> Any:
 def _collect_tasks(run_dir: Path) -> dict[str, dict[str, Any]]:
     """Per task: output parameters and artifacts (uri + metadata, i.e. the logged metrics)."""
     tasks: dict[str, dict[str, Any]] = {}
-    for f in sorted(run_dir.rglob("executor_output.json")):
+    for f in sorted(run_dir.rglob("executor_output.json"), key=lambda f: f.stat().st_mtime):  # execution order
         data = json.loads(f.read_text())
         arts = {
             name: {"uri": a["artifacts"][0].get("uri"), "metadata": a["artifacts"][0].get("metadata", {})}

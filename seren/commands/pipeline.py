@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -99,7 +100,9 @@ def _human_run(result: dict[str, Any]) -> str:
         )
         lines.append(f"  {task:<28} {shown}")
     for key, value in result["outputs"].items():
-        lines.append(f"  output {key}: {value['path'] if isinstance(value, dict) else value}")
+        if isinstance(value, dict):  # an artifact: its files, or (metrics) its values
+            value = value["path"] if Path(value["path"]).exists() else json.dumps(value["metadata"], sort_keys=True)
+        lines.append(f"  output {key}: {value}")
     lines.append(f"  run dir: {result['run_dir']}")
     lines.append(f"  log: {result['log']}")
     return "\n".join(lines)
