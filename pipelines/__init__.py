@@ -1,8 +1,9 @@
 """seren's KFP pipelines and the framework that compiles, runs and submits them.
 
 Each pipeline is a folder `pipelines/<name>/` with `pipeline.py` defining `pipeline` (a
-`@dsl.pipeline` named "seren-<name>") and `DEFAULT_PARAMS` (the arguments of a local run), and the
-committed golden spec `golden.yaml`. Adding a folder is all it takes for `seren pipeline list`,
+`@dsl.pipeline` named "seren-<name>", underscores written as hyphens since KFP names allow only
+[a-z0-9-]) and `DEFAULT_PARAMS` (the arguments of a local run), and the committed golden spec
+`golden.yaml`. Adding a folder is all it takes for `seren pipeline list`,
 `compile --all`, the golden tests, local runs, submission and schedules to pick it up.
 """
 
@@ -12,6 +13,7 @@ from pipelines.framework import (
     compile,
     compile_all,
     git_sha,
+    kfp_name,
     list_pipelines,
     load,
     normalise_spec,
@@ -31,6 +33,7 @@ __all__ = [
     "compile",
     "compile_all",
     "git_sha",
+    "kfp_name",
     "list_pipelines",
     "load",
     "normalise_spec",

@@ -58,7 +58,7 @@ class PipelineInfo:
 
     @property
     def kfp_name(self) -> str:
-        return f"seren-{self.name}"
+        return kfp_name(self.name)
 
     @property
     def description(self) -> str:
@@ -74,6 +74,11 @@ class PipelineInfo:
 
 
 # ---------------------------------------------------------------- discovery and versioning
+
+
+def kfp_name(name: str) -> str:
+    """Folder `serengpt_training` -> KFP name `seren-serengpt-training` (KFP allows [a-z0-9-] only)."""
+    return f"seren-{name.replace('_', '-')}"
 
 
 def list_pipelines() -> list[str]:
@@ -101,10 +106,10 @@ def load(name: str) -> PipelineInfo:
             f"pipelines/{name}/pipeline.py defines no @dsl.pipeline named `pipeline`",
             "decorate the pipeline function with @dsl.pipeline and name it `pipeline`",
         )
-    if pipe.name != f"seren-{name}":
+    if pipe.name != kfp_name(name):
         raise ConfigError(
-            f"pipelines/{name}/pipeline.py: the pipeline is named {pipe.name!r}, not 'seren-{name}'",
-            f'use @dsl.pipeline(name="seren-{name}")',
+            f"pipelines/{name}/pipeline.py: the pipeline is named {pipe.name!r}, not {kfp_name(name)!r}",
+            f'use @dsl.pipeline(name="{kfp_name(name)}")',
         )
     defaults = dict(getattr(module, "DEFAULT_PARAMS", {}))
     info = PipelineInfo(name=name, pipeline=pipe, default_params=defaults, path=PIPELINES_DIR / name)
@@ -141,7 +146,7 @@ def pipeline_version() -> str:
 
 
 def spec_filename(name: str, version: str | None = None) -> str:
-    return f"seren-{name}-{version or pipeline_version()}.yaml"
+    return f"{kfp_name(name)}-{version or pipeline_version()}.yaml"
 
 
 # ---------------------------------------------------------------- compile and golden specs
@@ -415,7 +420,7 @@ def _failure(name: str, exc: Exception, log_path: Path) -> SerenError:
     problem, _, fix = inner.partition(". Fix: ")
     where = f" in task {task.group(1)!r}" if task else ""
     return SerenError(
-        f"pipeline seren-{name} failed{where}: {problem or f'{type(exc).__name__}: {message}'}",
+        f"pipeline {kfp_name(name)} failed{where}: {problem or f'{type(exc).__name__}: {message}'}",
         f"{fix.rstrip('.')} (full log: {log_path})" if fix else f"see the full log {log_path}",
     )
 

@@ -124,18 +124,19 @@ def run_cmd(
             "add --local, or use `seren pipeline submit NAME --host URL` for Kubeflow",
         )
     params = P.parse_params(name, param)
-    total = _task_total(P.load(name))
+    info = P.load(name)
+    total = _task_total(info)
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*cols, console=Console(stderr=True), transient=True) as bar:
-        tid = bar.add_task(f"seren-{name}", total=total)
+        tid = bar.add_task(info.kfp_name, total=total)
 
         def on_event(kind: str, task: str, status: str) -> None:
             if kind == "start":
-                bar.update(tid, description=f"seren-{name}: {task}")
+                bar.update(tid, description=f"{info.kfp_name}: {task}")
             else:
                 bar.advance(tid)
 

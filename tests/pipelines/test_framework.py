@@ -22,9 +22,16 @@ def test_discovery_follows_conventions() -> None:
     assert "features" in names
     for name in names:
         info = P.load(name)
-        assert info.kfp_name == f"seren-{name}" == info.pipeline.name
+        assert info.kfp_name == P.kfp_name(name) == info.pipeline.name
+        assert re.fullmatch(r"seren-[a-z0-9-]+", info.kfp_name)  # what KFP accepts as a pipeline name
         assert set(info.default_params) <= set(info.parameter_types())
         assert (info.path / "pipeline.py").is_file()
+
+
+def test_kfp_names() -> None:
+    assert P.kfp_name("features") == "seren-features"
+    assert P.kfp_name("serengpt_training") == "seren-serengpt-training"
+    assert framework.spec_filename("serengpt_training", "0.1.0+abc1234") == "seren-serengpt-training-0.1.0+abc1234.yaml"
 
 
 def test_unknown_pipeline_is_a_config_error() -> None:

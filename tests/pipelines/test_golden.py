@@ -30,6 +30,6 @@ def test_golden_loads_back_with_the_sdk(name: str) -> None:
     if not path.is_file():
         pytest.fail(f"{path} is missing: run `seren pipeline compile {name} --golden`")
     comp = components.load_component_from_file(str(path))
-    assert comp.name == f"seren-{name}"
+    assert comp.name == P.kfp_name(name)
     spec = json_format.ParseDict(framework.load_spec(path)[0], pipeline_spec_pb2.PipelineSpec())
-    assert spec.pipeline_info.name == f"seren-{name}" and spec.root.dag.tasks
+    assert spec.pipeline_info.name == P.kfp_name(name) and spec.root.dag.tasks
