@@ -10,6 +10,9 @@ Conventions (kubeflow/pipelines-components style):
   (`kfp.local` with SubprocessRunner(use_venv=False), fixture `kfp_local` in tests/conftest.py).
 """
 
+import os
+
 from seren import __version__
 
-SEREN_IMAGE = f"ghcr.io/seren-ml/seren:{__version__}"
+# Override with your registry's image (set at compile time): SEREN_IMAGE=registry/seren:tag
+SEREN_IMAGE = os.environ.get("SEREN_IMAGE", f"ghcr.io/seren-ml/seren:{__version__}")

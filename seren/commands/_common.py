@@ -7,6 +7,7 @@ from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 import typer
+from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 T = TypeVar("T")
@@ -23,9 +24,9 @@ def emit(obj: object, as_json: bool, human: str | None = None) -> None:
 
 
 def progress(it: Iterable[T], total: int | None = None, desc: str = "working") -> Iterator[T]:
-    """A rich progress bar on stderr (hidden when stderr is not a terminal)."""
+    """A rich progress bar on stderr, so --json output on stdout stays clean."""
     cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*cols, transient=True) as bar:
+    with Progress(*cols, transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task(desc, total=total)
         for x in it:
             yield x
