@@ -54,7 +54,10 @@ def save_dataset(ds: Dataset, out_dir: str | os.PathLike[str]) -> Path:
             df = getattr(ds, name)
             if df is not None:
                 df.to_parquet(tmp / f"{name}.parquet", index=False)
-        write_json(tmp / "manifest.json", {**ds.meta, "tables": {n: int(len(getattr(ds, n))) for n in TABLES if getattr(ds, n) is not None}})
+        write_json(
+            tmp / "manifest.json",
+            {**ds.meta, "tables": {n: int(len(getattr(ds, n))) for n in TABLES if getattr(ds, n) is not None}},
+        )
     return out_dir
 
 
@@ -62,19 +65,26 @@ def _read(path: Path) -> pd.DataFrame:
     try:
         return pd.read_parquet(path)
     except Exception as exc:  # pyarrow raises several types for corrupt files
-        raise DataError(f"{path}: cannot read parquet ({type(exc).__name__}: {exc})", "regenerate or re-import the dataset") from None
+        raise DataError(
+            f"{path}: cannot read parquet ({type(exc).__name__}: {exc})", "regenerate or re-import the dataset"
+        ) from None
 
 
 def load_dataset(path: str | os.PathLike[str], validate: bool = True) -> Dataset:
     path = Path(path)
     if not path.is_dir():
-        raise DataError(f"dataset directory {path} does not exist", "run `seren data generate --out DIR` or import data first")
+        raise DataError(
+            f"dataset directory {path} does not exist", "run `seren data generate --out DIR` or import data first"
+        )
     tables: dict[str, pd.DataFrame | None] = {}
     for name in TABLES:
         f = path / f"{name}.parquet"
         if not f.exists():
             if name in ("interactions", "items"):
-                raise DataError(f"dataset {path} has no {name}.parquet", "point at a directory written by `seren data generate` or an adapter")
+                raise DataError(
+                    f"dataset {path} has no {name}.parquet",
+                    "point at a directory written by `seren data generate` or an adapter",
+                )
             tables[name] = None
         else:
             tables[name] = _read(f)

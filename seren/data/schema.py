@@ -52,9 +52,7 @@ ITEMS = pa.DataFrameSchema(
     name="items",
 )
 
-USERS = pa.DataFrameSchema(
-    {"user_id": pa.Column(str, unique=True, coerce=True)}, strict=False, name="users"
-)
+USERS = pa.DataFrameSchema({"user_id": pa.Column(str, unique=True, coerce=True)}, strict=False, name="users")
 
 LABELS = pa.DataFrameSchema(
     {
@@ -88,7 +86,9 @@ def _describe(schema: pa.DataFrameSchema, exc: SchemaErrors, source: str) -> str
         if check_s.startswith("column_in_dataframe"):
             part = f"missing column '{example}'"
         elif check_s.startswith("coerce_dtype") or check_s.startswith("dtype"):
-            part = f"column '{col}': {n} row(s) not convertible to {check_s.split('(')[-1].rstrip(')')} (e.g. {example!r})"
+            part = (
+                f"column '{col}': {n} row(s) not convertible to {check_s.split('(')[-1].rstrip(')')} (e.g. {example!r})"
+            )
         elif check_s == "not_nullable":
             part = f"column '{col}': {n} empty value(s)"
         elif check_s == "field_uniqueness":
