@@ -1,7 +1,7 @@
 """Cognition profiles (SERAL stage 1): dataset -> profiles parquet (+ compression metrics).
 
-With `label_frac` > 0 (or an explicit `as_of`), profiles only see events before the cutoff that
-leaves the last `label_frac` of events for labeling, so labels never leak into prompts.
+With `label_frac` > 0 (or an explicit `as_of`), each profile snapshot only sees events before its
+cutoff; labeling judges the events after it, so labels never leak into prompts.
 """
 
 from kfp import dsl
@@ -17,15 +17,18 @@ def cognition_profiles(
     metrics: Output[Metrics],
     base_model: str = "smollm2",
     token_budget: int = 160,
-    label_frac: float = 0.3,
+    label_frac: float = 0.8,
+    snapshots: int = 4,
     as_of: str = "",
     backend: str = "none",
 ):
-    """base_model: name or HF dir whose tokenizer counts the budget; backend: none | local | openai."""
+    """base_model: name or HF dir whose tokenizer counts the budget; backend: none | local | openai;
+    label_frac/snapshots: profiles as of `snapshots` cutoffs spread over the last `label_frac` of
+    events (0 = whole history, for serving); as_of: one explicit ISO cutoff instead."""
     from seren.profiles.io import build_profiles_file
 
     stats = build_profiles_file(
-        dataset.path, profiles.path, base_model, token_budget, as_of or None, label_frac, backend
+        dataset.path, profiles.path, base_model, token_budget, as_of or None, label_frac, backend, None, snapshots
     )
     profiles.metadata["as_of"] = stats["as_of"] or ""
     for key, value in stats.items():

@@ -31,6 +31,9 @@ def build(
     label_frac: float = typer.Option(
         0.0, "--label-frac", help="Cut off the last fraction of events (kept for labeling); ignored with --as-of."
     ),
+    snapshots: int = typer.Option(
+        1, "--snapshots", help="With --label-frac: profiles as of this many cutoffs (more leak-free labels)."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Compress each user's history into a profile within the token budget; prints size metrics."""
@@ -40,7 +43,7 @@ def build(
         raise ConfigError(f"unknown backend {backend!r}", "use --backend none, local or openai")
     kw = {"model_dir": backend_model} if backend == "local" else {}
     with _err.status("building profiles"):
-        metrics = build_profiles_file(data, out, base_model, budget, as_of or None, label_frac, backend, kw)
+        metrics = build_profiles_file(data, out, base_model, budget, as_of or None, label_frac, backend, kw, snapshots)
     metrics["out"] = str(out)
     human = (
         f"wrote {metrics['n_users']} profiles to {out}: mean {metrics['mean_profile_tokens']} tokens "
@@ -49,7 +52,9 @@ def build(
     )
     if metrics.get("llm_calls"):
         human += f"; summaries {metrics['llm_calls'] - metrics['llm_failures']}/{metrics['llm_calls']}"
-    if metrics.get("as_of"):
+    if metrics.get("n_snapshots", 1) > 1:
+        human += f"; {metrics['n_snapshots']} snapshots from {metrics['as_of']}"
+    elif metrics.get("as_of"):
         human += f"; events before {metrics['as_of']}"
     emit(metrics, as_json, human)
 
@@ -64,7 +69,9 @@ def show(
     from seren.errors import DataError
     from seren.profiles.io import read_profiles
 
-    df = read_profiles(profiles).set_index("user_id")
+    df = read_profiles(profiles)
+    df = df.sort_values("as_of", kind="stable").drop_duplicates("user_id", keep="last") if "as_of" in df else df
+    df = df.set_index("user_id")  # latest snapshot per user
     missing = [u for u in user if u not in df.index]
     if missing:
         raise DataError(

@@ -530,6 +530,37 @@ def build_profiles(
     return df
 
 
+def build_profile_snapshots(
+    ds: Dataset, tokenizer: Any, cutoffs: Sequence[datetime | str | pd.Timestamp], **kw: Any
+) -> pd.DataFrame:
+    """Profiles as of several cutoffs stacked (one row per user and cutoff, `as_of` says which).
+
+    Labeling uses each snapshot for the events up to the next cutoff, which multiplies the
+    leak-free training examples a history yields.
+    """
+    if not cutoffs:
+        raise DataError("no cutoffs given", "pass at least one as_of time")
+    frames, llm = [], {"llm_calls": 0, "llm_failures": 0, "lines_trimmed": 0}
+    for cut in sorted({_as_utc(c) for c in cutoffs}):
+        try:
+            df = build_profiles(ds, tokenizer, as_of=cut, **kw)
+        except DataError:
+            if cut == min(_as_utc(c) for c in cutoffs):
+                continue  # an early cutoff with no history yet: later snapshots still count
+            raise
+        for k in llm:
+            llm[k] += df.attrs["metrics"][k]
+        frames.append(df)
+    if not frames:
+        raise DataError("no interactions before any cutoff", "choose later cutoffs")
+    out = pd.concat(frames, ignore_index=True)
+    metrics = profile_metrics(out, token_budget=kw.get("token_budget", 160)) | llm
+    metrics |= {"as_of": frames[0].attrs["metrics"]["as_of"], "n_snapshots": len(frames)}
+    out.attrs["metrics"] = metrics
+    out.attrs["as_of"] = metrics["as_of"]
+    return out
+
+
 def profile_metrics(df: pd.DataFrame, token_budget: int | None = None) -> dict[str, Any]:
     """Size statistics of a profile table: how much shorter than the raw history the prompt got."""
     prof = df["profile_tokens"].astype(float)

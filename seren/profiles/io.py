@@ -51,14 +51,25 @@ def profiles_for_feast(df: pd.DataFrame, ts: datetime | pd.Timestamp | None = No
     return out.reset_index(drop=True)
 
 
-def labeling_cutoff(interactions: pd.DataFrame, label_frac: float) -> pd.Timestamp | None:
-    """The as_of that leaves the last `label_frac` of events (by time) for labeling; None for 0."""
+def labeling_cutoffs(interactions: pd.DataFrame, label_frac: float, snapshots: int = 1) -> list[pd.Timestamp]:
+    """Cutoffs that leave the last `label_frac` of events (by time) for labeling, split into
+    `snapshots` equal windows: profile k sees events before cutoff k and labels the window after
+    it. [] for label_frac 0 (profiles from the whole history, not for labeling)."""
     if not 0.0 <= label_frac < 1.0:
         raise DataError(f"label fraction {label_frac} is outside [0, 1)", "pass e.g. 0.3 (30% of events are labeled)")
+    if snapshots < 1:
+        raise DataError(f"snapshots must be >= 1, got {snapshots}", "pass 1 (one cutoff) or more")
     if label_frac == 0.0:
-        return None
+        return []
     ts = interactions["timestamp"]
-    return ts.quantile(1.0 - label_frac, interpolation="nearest")
+    qs = [1.0 - label_frac * (snapshots - k) / snapshots for k in range(snapshots)]
+    return sorted({ts.quantile(q, interpolation="nearest") for q in qs})
+
+
+def labeling_cutoff(interactions: pd.DataFrame, label_frac: float) -> pd.Timestamp | None:
+    """The single as_of that leaves the last `label_frac` of events for labeling; None for 0."""
+    cuts = labeling_cutoffs(interactions, label_frac)
+    return cuts[0] if cuts else None
 
 
 def build_profiles_file(
@@ -70,23 +81,27 @@ def build_profiles_file(
     label_frac: float = 0.0,
     backend: str = "none",
     backend_kwargs: dict[str, Any] | None = None,
+    snapshots: int = 1,
 ) -> dict[str, Any]:
     """Dataset dir -> profiles parquet (atomic) + metrics; what `seren profiles build` and the component run.
 
-    `as_of` (ISO) wins over `label_frac`; with neither, the whole history is used.
+    `as_of` (ISO) wins over `label_frac`/`snapshots`; with neither, the whole history is used.
     """
     from seren.data.dataset import load_dataset
-    from seren.profiles.build import build_profiles
+    from seren.profiles.build import build_profile_snapshots, build_profiles
     from seren.profiles.text import load_tokenizer
 
     ds = load_dataset(data_dir)
-    cutoff: Any = as_of or labeling_cutoff(ds.interactions, label_frac)
+    cutoffs: list[Any] = [as_of] if as_of else labeling_cutoffs(ds.interactions, label_frac, snapshots)
     be = None
     if backend and backend != "none":
         from seren.llm.backends import get_backend
 
         be = get_backend(backend, **(backend_kwargs or {}))
     tok = load_tokenizer(base_model)
-    df = build_profiles(ds, tok, as_of=cutoff, token_budget=token_budget, backend=be)
+    if len(cutoffs) > 1:
+        df = build_profile_snapshots(ds, tok, cutoffs, token_budget=token_budget, backend=be)
+    else:
+        df = build_profiles(ds, tok, as_of=cutoffs[0] if cutoffs else None, token_budget=token_budget, backend=be)
     write_profiles(df, out_path)
     return json.loads(json.dumps(df.attrs["metrics"], default=str))

@@ -13,8 +13,11 @@ Precedence is human > teacher > behaviour (the winning source and all contributi
 recorded); a teacher rationale is kept whenever the teacher agrees with the final label.
 
 Leakage: profiles for labeling must be built with `as_of` = a cutoff before the labeled events
-(`seren.profiles.io.labeling_cutoff`). `build_labels` only labels events (and dataset labels)
-at or after that cutoff and refuses profiles built on the whole history.
+(`seren.profiles.io.labeling_cutoffs`); profiles built on the whole history are refused. A
+profile table may hold several snapshots (one per cutoff, `build_profile_snapshots`): snapshot
+k labels the events in [cutoff_k, cutoff_k+1), judged against the profile as of cutoff_k, so
+every label is about behaviour its prompt has not seen. Dataset labels are placed in the window
+of their timestamp; survey rows (no timestamp) go to the latest snapshot.
 """
 
 from __future__ import annotations
@@ -58,40 +61,61 @@ TEACHER_INSTRUCTION = "Reply with Yes or No first, then one sentence explaining 
 # label sources
 
 
-def _profile_cutoff(profiles: pd.DataFrame) -> pd.Timestamp:
-    ts = profiles["as_of"].dropna().unique() if "as_of" in profiles.columns else []
-    if len(ts) == 0:
+KEY = ["user_id", "item_id", "as_of"]
+_SOURCE_COLUMNS = [*KEY, "label", "confidence", "rationale", "detail"]
+
+
+def _cutoffs(profiles: pd.DataFrame) -> pd.DatetimeIndex:
+    """The profiles' snapshot cutoffs, ascending; refuses profiles without one (leakage)."""
+    ts = profiles["as_of"] if "as_of" in profiles.columns else pd.Series([pd.NaT] * len(profiles))
+    if len(ts) == 0 or ts.isna().any():
         raise ConfigError(
             "the profiles were built from the whole history, so the labeled events would leak into the prompts",
             "build them with a cutoff: `seren profiles build --label-frac 0.3` or build_profiles(as_of=...)",
         )
-    if len(ts) > 1:
-        raise ConfigError("the profiles were built with different cutoffs", "build all profiles with one as_of")
-    t = pd.Timestamp(ts[0])
-    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True).unique()).sort_values()
+
+
+def _window(ts: pd.Series, cutoffs: pd.DatetimeIndex) -> pd.Series:
+    """The snapshot whose window [cutoff_k, cutoff_k+1) holds each timestamp (NaT: before the first)."""
+    idx = (
+        np.searchsorted(
+            cutoffs.asi8, pd.to_datetime(ts, utc=True).astype("datetime64[ns, UTC]").array.asi8, side="right"
+        )
+        - 1
+    )
+    out = pd.Series(cutoffs[np.clip(idx, 0, None)], index=ts.index)
+    return out.where(idx >= 0)
+
+
+def _empty() -> pd.DataFrame:
+    return pd.DataFrame(columns=_SOURCE_COLUMNS)
 
 
 def _interest_pairs(profiles: pd.DataFrame) -> pd.DataFrame:
-    pairs = profiles[["user_id", "interests"]].explode("interests").dropna()
+    pairs = profiles[["user_id", "as_of", "interests"]].explode("interests").dropna(subset=["interests"])
     return pairs.rename(columns={"interests": "category"}).drop_duplicates()
 
 
-def behaviour_labels(ds: Dataset, profiles: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """Labels from engagement after `as_of`, relative to each user's profile history."""
-    ev = ds.interactions[(ds.interactions["timestamp"] >= as_of) & ds.interactions["user_id"].isin(profiles["user_id"])]
+def behaviour_labels(ds: Dataset, profiles: pd.DataFrame) -> pd.DataFrame:
+    """Labels from engagement in each snapshot's window, relative to that snapshot's profile history."""
+    cutoffs = _cutoffs(profiles)
+    ev = ds.interactions[ds.interactions["user_id"].isin(profiles["user_id"])].copy()
+    ev["as_of"] = _window(ev["timestamp"], cutoffs)
+    ev = ev.dropna(subset=["as_of"]).merge(profiles[["user_id", "as_of"]], on=["user_id", "as_of"])
     if ev.empty:
-        return pd.DataFrame(columns=["user_id", "item_id", "label", "confidence", "rationale", "detail"])
+        return _empty()
     ev = ev.merge(ds.items[["item_id", "category"]], on="item_id", how="left")
     ev["pos"] = is_positive(ev).to_numpy()
     ev["neg"] = ~ev["pos"] & ((ev["event"] == "skip") | (ev["rating"].fillna(99.0) < LOW_RATING))
-    inside = ev[["user_id", "category"]].merge(_interest_pairs(profiles), how="left", indicator=True)["_merge"]
+    inside = ev[["user_id", "as_of", "category"]].merge(_interest_pairs(profiles), how="left", indicator=True)["_merge"]
     ev["inside"] = (inside == "both").to_numpy()
     ev["kind"] = np.where(ev["event"].isin(list(POSITIVE_CONFIDENCE)), ev["event"], "rating")
     ev["pos_conf"] = np.where(ev["pos"], ev["kind"].map(POSITIVE_CONFIDENCE).fillna(0.6), 0.0)
     ev["neg_conf"] = np.where(
         ev["neg"], np.where(ev["event"] == "skip", NEGATIVE_CONFIDENCE["skip"], NEGATIVE_CONFIDENCE["rating"]), 0.0
     )
-    g = ev.groupby(["user_id", "item_id"], sort=True).agg(
+    g = ev.groupby(KEY, sort=True).agg(
         pos=("pos", "any"),
         neg=("neg", "any"),
         inside=("inside", "first"),
@@ -113,28 +137,35 @@ def behaviour_labels(ds: Dataset, profiles: pd.DataFrame, as_of: pd.Timestamp) -
         default="skipped or low-rated unexpected item",
     )
     g["rationale"] = None
-    return g[["user_id", "item_id", "label", "confidence", "rationale", "detail"]].reset_index(drop=True)
+    return g[_SOURCE_COLUMNS].reset_index(drop=True)
 
 
-def dataset_labels(ds: Dataset, as_of: pd.Timestamp) -> pd.DataFrame:
-    """The dataset's own human / ground-truth judgments at or after the cutoff."""
+def dataset_labels(ds: Dataset, profiles: pd.DataFrame) -> pd.DataFrame:
+    """The dataset's own human / ground-truth judgments, each in the snapshot window of its timestamp
+    (labels before the first cutoff are dropped; undated ones go to the latest snapshot)."""
     if ds.labels is None or ds.labels.empty:
-        return pd.DataFrame(columns=["user_id", "item_id", "label", "confidence", "rationale", "detail"])
+        return _empty()
+    cutoffs = _cutoffs(profiles)
     lab = ds.labels
-    if "timestamp" in lab.columns and lab["timestamp"].notna().any():
-        lab = lab[lab["timestamp"].isna() | (lab["timestamp"] >= as_of)]
+    if "timestamp" in lab.columns:
+        as_of = _window(lab["timestamp"], cutoffs).where(lab["timestamp"].notna(), cutoffs[-1])
+    else:
+        as_of = pd.Series(cutoffs[-1], index=lab.index)
     detail = lab["source"].astype(str) if "source" in lab.columns else pd.Series("dataset", index=lab.index)
     out = pd.DataFrame(
         {
             "user_id": lab["user_id"].astype(str).to_numpy(),
             "item_id": lab["item_id"].astype(str).to_numpy(),
+            "as_of": as_of.to_numpy(),
             "label": lab["serendipitous"].astype(int).to_numpy(),
             "confidence": 1.0,
             "rationale": None,
             "detail": detail.to_numpy(),
         }
     )
-    return out.drop_duplicates(["user_id", "item_id"], keep="first").reset_index(drop=True)
+    out = out.dropna(subset=["as_of"])
+    out["as_of"] = pd.to_datetime(out["as_of"], utc=True)
+    return out.drop_duplicates(KEY, keep="first").reset_index(drop=True)
 
 
 def _find_column(cols: list[str], wanted: tuple[str, ...]) -> str | None:
@@ -287,18 +318,18 @@ def teacher_labels(
     workers: int = 1,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    """Ask the teacher about each (user_id, item_id, profile_text, item_text) row.
+    """Ask the teacher about each (user_id, item_id, as_of, profile_text, item_text) row.
 
     Unparseable replies are counted and skipped; errors are counted and logged. If the first
     TEACHER_PROBE calls all raise, or no call at all succeeds, a ServiceError says so.
     """
     stats: dict[str, Any] = {"teacher_calls": 0, "teacher_ok": 0, "teacher_errors": 0, "teacher_garbage": 0}
     examples: list[str] = []
-    rows = list(pairs[["user_id", "item_id", "profile_text", "item_text"]].itertuples(index=False, name=None))
+    rows = list(pairs[[*KEY, "profile_text", "item_text"]].itertuples(index=False, name=None))
 
-    def ask(row: tuple[str, str, str, str]) -> tuple[str, Any]:
+    def ask(row: tuple[Any, ...]) -> tuple[str, Any]:
         try:
-            return "ok", teacher.complete(teacher_prompt(row[2], row[3]), max_new_tokens=max_new_tokens)
+            return "ok", teacher.complete(teacher_prompt(row[3], row[4]), max_new_tokens=max_new_tokens)
         except Exception as exc:  # any backend failure is counted, never fatal per call
             return "error", f"{type(exc).__name__}: {exc}"
 
@@ -338,7 +369,7 @@ def teacher_labels(
             examples.append(f"unparseable reply {str(value)[:60]!r}")
             continue
         stats["teacher_ok"] += 1
-        out.append((row[0], row[1], parsed[0], TEACHER_CONFIDENCE, parsed[1], "teacher llm"))
+        out.append((row[0], row[1], row[2], parsed[0], TEACHER_CONFIDENCE, parsed[1], "teacher llm"))
     if stats["teacher_errors"] or stats["teacher_garbage"]:
         log.warning(
             "teacher: %d of %d calls failed (%d errors, %d unparseable); e.g. %s",
@@ -354,8 +385,7 @@ def teacher_labels(
             f"{stats['teacher_garbage']} unparseable; e.g. {examples[0]})",
             "check the teacher endpoint and model, or run without a teacher",
         )
-    df = pd.DataFrame(out, columns=["user_id", "item_id", "label", "confidence", "rationale", "detail"])
-    return df, stats
+    return pd.DataFrame(out, columns=_SOURCE_COLUMNS), stats
 
 
 # --------------------------------------------------------------------------------------------
@@ -373,53 +403,57 @@ def build_labels(
     seed: int = 0,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> pd.DataFrame:
-    """Merged labels per (user, item): user_id, item_id, label, source, confidence, rationale,
-    detail, sources (all sources that judged the pair), conflict (sources disagreed).
+    """Merged labels per (user, item, snapshot): LABEL_COLUMNS + as_of (the profile snapshot).
 
+    `sources` lists every source that judged the pair and `conflict` says whether they disagreed.
     The teacher judges every labeled pair (or a seeded sample of `teacher_max`), so it both adds
     its own label and supplies rationales for pairs whose final label it agrees with.
     """
-    as_of = _profile_cutoff(profiles)
-    have_profile = set(profiles["user_id"].astype(str))
+    cutoffs = _cutoffs(profiles)
+    profiles = profiles.assign(as_of=pd.to_datetime(profiles["as_of"], utc=True))
+    have = profiles[["user_id", "as_of"]].drop_duplicates()
+    survey = None
+    if human_csv is not None:
+        survey = survey_labels(human_csv, ds).assign(as_of=cutoffs[-1])[_SOURCE_COLUMNS]
     parts: list[pd.DataFrame] = []
-    dropped: dict[str, int] = {}
+    dropped = 0
     for source, df in (
-        ("behaviour", behaviour_labels(ds, profiles, as_of)),
-        ("human", dataset_labels(ds, as_of)),
-        ("human", survey_labels(human_csv, ds) if human_csv is not None else None),
+        ("behaviour", behaviour_labels(ds, profiles)),
+        ("human", dataset_labels(ds, profiles)),
+        ("human", survey),
     ):
         if df is None or df.empty:
             continue
-        keep = df["user_id"].isin(have_profile) & df["item_id"].isin(ds.items["item_id"])
-        dropped[source] = dropped.get(source, 0) + int((~keep).sum())
+        df = df.merge(have, on=["user_id", "as_of"], how="left", indicator=True)
+        keep = (df.pop("_merge") == "both") & df["item_id"].isin(ds.items["item_id"])
+        dropped += int((~keep).sum())
         parts.append(df[keep].assign(source=source))
     if not parts:
         raise DataError(
-            f"no labels: no events, dataset labels or survey rows at or after the profile cutoff {as_of.isoformat()}",
+            f"no labels: no events, dataset labels or survey rows at or after the profile cutoff "
+            f"{cutoffs[0].isoformat()}",
             "use an earlier cutoff (a larger --label-frac) or pass a survey CSV",
         )
     labels = pd.concat(parts, ignore_index=True)
 
     teacher_stats: dict[str, Any] = {}
     if teacher is not None:
-        pairs = labels[["user_id", "item_id"]].drop_duplicates().sort_values(["user_id", "item_id"])
+        pairs = labels[KEY].drop_duplicates().sort_values(KEY)
         if teacher_max is not None and len(pairs) > teacher_max:
-            pairs = pairs.sample(n=teacher_max, random_state=seed).sort_values(["user_id", "item_id"])
+            pairs = pairs.sample(n=teacher_max, random_state=seed).sort_values(KEY)
         texts = item_text(ds.items).set_axis(ds.items["item_id"].to_numpy())
-        pairs = pairs.merge(profiles[["user_id", "profile_text"]], on="user_id")
+        pairs = pairs.merge(profiles[["user_id", "as_of", "profile_text"]], on=["user_id", "as_of"])
         pairs["item_text"] = pairs["item_id"].map(texts).to_numpy()
         tl, teacher_stats = teacher_labels(pairs, teacher, workers=teacher_workers, on_progress=on_progress)
         labels = pd.concat([labels, tl.assign(source="teacher")], ignore_index=True)
 
     labels["prec"] = labels["source"].map(PRECEDENCE)
-    labels = labels.sort_values(
-        ["user_id", "item_id", "prec", "confidence"], ascending=[True, True, True, False], kind="stable"
-    )
-    grp = labels.groupby(["user_id", "item_id"], sort=False)
+    labels = labels.sort_values([*KEY, "prec", "confidence"], ascending=[True] * 4 + [False], kind="stable")
+    grp = labels.groupby(KEY, sort=False)
     sources = grp["source"].agg(lambda s: ",".join(sorted(set(s), key=PRECEDENCE.get)))
     conflict = grp["label"].nunique() > 1
-    teacher_rows = labels[labels["source"] == "teacher"].set_index(["user_id", "item_id"])
-    out = grp.head(1).set_index(["user_id", "item_id"])
+    teacher_rows = labels[labels["source"] == "teacher"].set_index(KEY)
+    out = grp.head(1).set_index(KEY)
     out["sources"] = sources
     out["conflict"] = conflict
     if not teacher_rows.empty:
@@ -430,13 +464,14 @@ def build_labels(
     out["label"] = out["label"].astype(int)
     out["confidence"] = out["confidence"].astype(float)
     out["rationale"] = out["rationale"].astype(object).where(out["rationale"].notna(), None)
-    out = out[LABEL_COLUMNS].sort_values(["user_id", "item_id"], kind="stable").reset_index(drop=True)
+    out = out[[*LABEL_COLUMNS, "as_of"]].sort_values(KEY, kind="stable").reset_index(drop=True)
     out.attrs["metrics"] = (
         label_metrics(out)
         | teacher_stats
         | {
-            "as_of": as_of.isoformat(),
-            "dropped_no_profile_or_item": int(sum(dropped.values())),
+            "as_of": cutoffs[0].isoformat(),
+            "n_snapshots": len(cutoffs),
+            "dropped_no_profile_or_item": dropped,
         }
     )
     return out
@@ -461,9 +496,9 @@ def label_metrics(labels: pd.DataFrame) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # training data
 
-SFT_COLUMNS = ["user_id", "item_id", "prompt", "completion", "label", "source", "confidence"]
-PREF_COLUMNS = ["user_id", "item_id", "prompt", "chosen", "rejected", "label", "source", "confidence"]
-EVAL_COLUMNS = ["user_id", "item_id", "profile_text", "item_text", "label", "source"]
+SFT_COLUMNS = ["user_id", "item_id", "prompt", "completion", "label", "source", "confidence", "as_of"]
+PREF_COLUMNS = ["user_id", "item_id", "prompt", "chosen", "rejected", "label", "source", "confidence", "as_of"]
+EVAL_COLUMNS = ["user_id", "item_id", "profile_text", "item_text", "label", "source", "as_of"]
 TABLES = {
     "sft_train": SFT_COLUMNS,
     "sft_test": SFT_COLUMNS,
@@ -534,11 +569,13 @@ def _balance(df: pd.DataFrame, seed: int) -> pd.DataFrame:
     shuffled = df.sample(frac=1.0, random_state=seed)
     shuffled = shuffled.sort_values("confidence", ascending=False, kind="stable")
     out = shuffled.groupby("label", sort=True).head(n)
-    return out.sort_values(["user_id", "item_id"], kind="stable").reset_index(drop=True)
+    return out.sort_values(["user_id", "as_of", "item_id"], kind="stable").reset_index(drop=True)
 
 
 def _candidates(df: pd.DataFrame, max_candidates: int, seed: int) -> pd.DataFrame:
-    """Per held-out user with both classes: up to `max_candidates` labeled items (half positives max)."""
+    """Per held-out user with both classes: up to `max_candidates` labeled items (half positives
+    max); an item judged in several snapshots keeps its latest judgment."""
+    df = df.sort_values("as_of", kind="stable").drop_duplicates(["user_id", "item_id"], keep="last")
     both = df.groupby("user_id")["label"].transform("nunique") == 2
     d = df[both].sample(frac=1.0, random_state=seed)
     d["r"] = d.groupby(["user_id", "label"]).cumcount()
@@ -546,7 +583,7 @@ def _candidates(df: pd.DataFrame, max_candidates: int, seed: int) -> pd.DataFram
     pos_keep = np.minimum(n_pos, max(1, max_candidates // 2))
     d["cap"] = np.where(d["label"] == 1, d["user_id"].map(pos_keep), max_candidates - d["user_id"].map(pos_keep))
     out = d[d["r"] < d["cap"]]
-    return out[EVAL_COLUMNS].sort_values(["user_id", "item_id"], kind="stable").reset_index(drop=True)
+    return out[EVAL_COLUMNS].sort_values(["user_id", "as_of", "item_id"], kind="stable").reset_index(drop=True)
 
 
 def build_training_data(
@@ -563,13 +600,22 @@ def build_training_data(
     Train classes are balanced by down-sampling; the test split keeps the natural class ratio so
     AUC/calibration are measured on the distribution the model will see.
     """
-    prof = profiles[["user_id", "profile_text"]].drop_duplicates("user_id")
+    snap = "as_of" in labels.columns and "as_of" in profiles.columns
+    on = ["user_id", "as_of"] if snap else ["user_id"]
+    prof = profiles[[*on, "profile_text"]].copy()
+    labels = labels.copy()
+    if snap:  # parquet round trips may change the datetime unit; compare as UTC nanoseconds
+        prof["as_of"] = pd.to_datetime(prof["as_of"], utc=True).astype("datetime64[ns, UTC]")
+        labels["as_of"] = pd.to_datetime(labels["as_of"], utc=True).astype("datetime64[ns, UTC]")
+    else:
+        labels["as_of"] = pd.NaT
+    prof = prof.drop_duplicates(on)
     texts = pd.DataFrame({"item_id": items["item_id"].astype(str).to_numpy(), "item_text": item_text(items).to_numpy()})
-    df = labels.merge(prof, on="user_id", how="inner").merge(texts, on="item_id", how="inner")
+    df = labels.merge(prof, on=on, how="inner").merge(texts, on="item_id", how="inner")
     n_unjoined = len(labels) - len(df)
     if df.empty:
         raise DataError("no label matches a profile and an item", "build labels and profiles from the same dataset")
-    df = df.drop_duplicates(["user_id", "item_id"], keep="first")
+    df = df.drop_duplicates(["user_id", "item_id", "as_of"], keep="first")
     df["prompt"] = [
         prompts.build_prompt(tokenizer, p, t) for p, t in zip(df["profile_text"], df["item_text"], strict=True)
     ]
@@ -579,7 +625,7 @@ def build_training_data(
     n_contradictory = int(contradictory.sum())
     df = df[~contradictory].sort_values("confidence", ascending=False, kind="stable")
     n_before = len(df)
-    df = df.drop_duplicates("prompt", keep="first").sort_values(["user_id", "item_id"], kind="stable")
+    df = df.drop_duplicates("prompt", keep="first").sort_values(["user_id", "as_of", "item_id"], kind="stable")
     n_duplicates = n_before - len(df)
     df["label"] = df["label"].astype(int)
     rat = df["rationale"].where(df["rationale"].notna(), None) if "rationale" in df.columns else [None] * len(df)

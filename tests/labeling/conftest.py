@@ -29,10 +29,10 @@ def synth(small_dataset: Path) -> Dataset:
 
 @pytest.fixture(scope="session")
 def synth_profiles(synth: Dataset, tok) -> pd.DataFrame:
-    from seren.profiles import build_profiles
-    from seren.profiles.io import labeling_cutoff
+    """Four snapshots covering the last 80% of events (the pipeline's default labeling setup)."""
+    from seren.profiles import build_profile_snapshots, labeling_cutoffs
 
-    return build_profiles(synth, tok, as_of=labeling_cutoff(synth.interactions, 0.3))
+    return build_profile_snapshots(synth, tok, labeling_cutoffs(synth.interactions, 0.8, snapshots=4))
 
 
 @pytest.fixture
