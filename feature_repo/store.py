@@ -57,6 +57,7 @@ __all__ = [
     "available_targets",
     "check_view",
     "data_dir_of",
+    "default_data_dir",
     "get_historical",
     "get_online",
     "get_store",
