@@ -340,6 +340,17 @@ def publish_outputs(
     return out
 
 
+STAGES = ("clusters", "transitions", "novelty_finetune", "feedback_alignment", "pair_table", "evaluate")
+_DONE_MARKER = {
+    "clusters": "clusters.parquet",
+    "transitions": "transitions.json",
+    "novelty_finetune": "model/novelty_clusters.json",
+    "feedback_alignment": FEEDBACK_FILE,
+    "pair_table": "pair_table.parquet",
+    "evaluate": "report.md",
+}
+
+
 def run_all(
     dataset_dir: str | os.PathLike[str],
     work_dir: str | os.PathLike[str] | None = None,
@@ -349,45 +360,40 @@ def run_all(
     n_sub: int = 5,
     min_count: int = 1,
     max_steps: int = 200,
+    batch_size: int = 16,
     n: int = 3,
     n_candidates: int = 10,
     min_support: int = 3,
     seed: int = 0,
+    until: str = "evaluate",
+    reuse: bool = False,
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Every stage in-process (what the pipeline does, without KFP); returns per-stage metrics."""
-    work = Path(work_dir) if work_dir else seren_home() / "exploration_work"
+    """The pipeline's stages in-process (no KFP), in order, up to and including `until`.
+
+    With `reuse`, a stage whose output in `work_dir` is complete is not run again (the caller
+    vouches that the inputs did not change). Returns per-stage metrics and the stage dirs."""
+    if until not in STAGES:
+        raise ConfigError(f"unknown stage {until!r}", f"use one of {', '.join(STAGES)}")
     if not Path(dataset_dir).is_dir():
-        raise ConfigError(
-            f"dataset directory {dataset_dir} does not exist", "generate one with `seren data generate --out DIR`"
-        )
-    d = {k: work / k for k in ("clusters", "transitions", "novelty_model", "aligner", "pair_table", "report")}
-    out: dict[str, Any] = {}
-    out["clusters"] = run_clusters(dataset_dir, d["clusters"], n_top=n_top, n_sub=n_sub, seed=seed)
-    out["transitions"] = run_transitions(dataset_dir, d["clusters"], d["transitions"], min_count=min_count)
-    out["novelty_finetune"] = run_novelty_finetune(
-        d["transitions"], d["clusters"], d["novelty_model"], base_model=base_model, max_steps=max_steps, seed=seed
-    )
-    out["feedback_alignment"] = run_feedback_alignment(
-        dataset_dir, d["clusters"], d["transitions"], d["aligner"], min_support=min_support, seed=seed
-    )
-    out["pair_table"] = run_pair_table(
-        d["novelty_model"], d["pair_table"], d["aligner"], n=n, n_candidates=n_candidates, progress=progress
-    )
-    metrics, md = run_evaluate(
-        d["clusters"],
-        d["transitions"],
-        d["novelty_model"],
-        d["aligner"],
-        d["pair_table"],
-        d["report"],
-        n=n,
-        seed=seed,
-        dataset_dir=dataset_dir,
-        publish=publish or default_publish_dir(),
-    )
-    out["evaluate"] = metrics
-    out["report_md"] = md
+        raise ConfigError(f"dataset directory {dataset_dir} does not exist", "generate one with `seren data generate --out DIR`")
+    work = Path(work_dir) if work_dir else seren_home() / "exploration_work"
+    d = {s: work / s for s in STAGES}
+    pub = None if publish == "none" else (publish or default_publish_dir())
+    calls = {
+        "clusters": lambda: run_clusters(dataset_dir, d["clusters"], n_top=n_top, n_sub=n_sub, seed=seed),
+        "transitions": lambda: run_transitions(dataset_dir, d["clusters"], d["transitions"], min_count=min_count),
+        "novelty_finetune": lambda: run_novelty_finetune(d["transitions"], d["clusters"], d["novelty_finetune"], base_model=base_model, max_steps=max_steps, batch_size=batch_size, seed=seed),
+        "feedback_alignment": lambda: run_feedback_alignment(dataset_dir, d["clusters"], d["transitions"], d["feedback_alignment"], min_support=min_support, seed=seed),
+        "pair_table": lambda: run_pair_table(d["novelty_finetune"], d["pair_table"], d["feedback_alignment"], n=n, n_candidates=n_candidates, progress=progress),
+        "evaluate": lambda: run_evaluate(d["clusters"], d["transitions"], d["novelty_finetune"], d["feedback_alignment"], d["pair_table"], d["evaluate"], n=n, seed=seed, dataset_dir=dataset_dir, publish=pub)[0],
+    }
+    out: dict[str, Any] = {"dirs": {s: str(p) for s, p in d.items()}}
+    for stage in STAGES[: STAGES.index(until) + 1]:
+        if reuse and (d[stage] / _DONE_MARKER[stage]).exists():
+            out[stage] = {"reused": 1.0}
+            continue
+        out[stage] = calls[stage]()
     return out
 
 
