@@ -10,7 +10,9 @@ loopback ports; models are loaded and unloaded through the model-control API.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -85,6 +87,13 @@ def prepare_backends(venv: Path | None = None, dest: Path | None = None) -> Path
 
 # Logged at every CPU-only start; never the reason a start failed.
 _HARMLESS = ("CudaDriverHelper", "CUDA driver", "NVML", "DCGM", "GPU metrics", "cuda", "pinned memory")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux PR_SET_PDEATHSIG: SIGTERM the server if the process (thread) that started it dies,
+    so a killed test run or benchmark never leaves a tritonserver behind."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)
 
 
 def _last_line(path: Path) -> str:
@@ -188,8 +197,14 @@ class TritonServer:
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "wb") as log:
             self.proc = subprocess.Popen(
-                cmd, stdout=log, stderr=subprocess.STDOUT, env=self._env(), start_new_session=True
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self._env(),
+                start_new_session=True,
+                preexec_fn=_die_with_parent,  # only a prctl call: safe between fork and exec
             )
+        atexit.register(self.stop)
         try:
             self._wait_ready()
         except BaseException:
@@ -220,6 +235,7 @@ class TritonServer:
         proc, self.proc = self.proc, None
         if proc is None:
             return None
+        atexit.unregister(self.stop)
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
             try:
