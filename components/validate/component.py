@@ -1,0 +1,37 @@
+"""Validation gate: exported scorer vs the torch scorer on held-out candidates (parity, AUC, latency).
+
+Outputs `passed` ("true"/"false") for the pipeline's dsl.If; the full report is an artifact.
+"""
+
+from typing import NamedTuple
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+from components import SEREN_IMAGE
+
+
+@dsl.component(base_image=SEREN_IMAGE, install_kfp_package=False)
+def validate_scorer(
+    model: Input[Model],
+    onnx: Input[Model],
+    training_data: Input[Dataset],
+    report: Output[Artifact],
+    metrics: Output[Metrics],
+    max_rows: int = 128,
+    max_abs_diff: float = 0.001,
+    auc_delta: float = 0.005,
+    seed: int = 0,
+) -> NamedTuple("Outputs", [("passed", str)]):
+    """passed: "true" when every evaluable gate passed (skipped gates, e.g. no GPU, do not fail)."""
+    from collections import namedtuple
+
+    from seren.registry.steps import validate_step
+
+    result, flat = validate_step(
+        model.path, onnx.path, training_data.path, report.path, max_rows, max_abs_diff, auc_delta, seed
+    )
+    for key, value in flat.items():
+        metrics.log_metric(key, value)
+    report.metadata["passed"] = bool(result["passed"])
+    return namedtuple("Outputs", ["passed"])("true" if result["passed"] else "false")

@@ -1,0 +1,152 @@
+"""The library side of the export -> validate -> register -> deploy pipeline steps.
+
+Each function takes and returns plain paths and dicts (what a KFP component body hands over), so
+the components stay a few lines and everything here is testable without KFP.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from seren.errors import DataError
+from seren.io import write_json
+
+ONNX_NAME, PLAN_NAME, EXPORT_INFO = "model.onnx", "model.plan", "export.json"
+
+
+def export_step(
+    model_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    opset: int = 17,
+    tensorrt: bool = True,
+    fp16: bool = True,
+) -> dict[str, Any]:
+    """model_dir -> out_dir/model.onnx (+ model.plan when a GPU built one) + export.json; returns metrics.
+
+    The TensorRT attempt is reported as it happened: "built", or "skipped: no GPU" (never faked).
+    """
+    from serving.export import build_tensorrt, export_onnx
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    onnx = export_onnx(model_dir, out / ONNX_NAME, opset=opset)
+    stats: dict[str, Any] = {
+        "onnx_export_s": round(time.perf_counter() - t0, 2),
+        "onnx_bytes": onnx.stat().st_size,
+        "opset": opset,
+    }
+    if tensorrt:
+        trt = build_tensorrt(onnx, out / PLAN_NAME, fp16=fp16)
+    else:
+        trt = {"status": "skipped: disabled"}
+    stats["tensorrt_status"] = trt["status"]
+    stats["tensorrt_built"] = 1.0 if trt["status"] == "built" else 0.0
+    if "build_s" in trt:
+        stats["tensorrt_build_s"] = trt["build_s"]
+    write_json(out / EXPORT_INFO, {"model_dir": str(model_dir), **stats, "tensorrt": trt})
+    return stats
+
+
+def validate_step(
+    model_dir: str | os.PathLike[str],
+    onnx_dir: str | os.PathLike[str],
+    training_data_dir: str | os.PathLike[str],
+    report_path: str | os.PathLike[str],
+    max_rows: int = 128,
+    max_abs_diff: float = 1e-3,
+    auc_delta: float = 0.005,
+    seed: int = 0,
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """Gate the export against the torch scorer on the held-out candidates; (report, flat metrics)."""
+    from seren.serengpt.labeling import TrainingData
+    from serving.validate import report_metrics, validate
+
+    onnx_dir = Path(onnx_dir)
+    onnx = onnx_dir / ONNX_NAME if onnx_dir.is_dir() else onnx_dir
+    plan = onnx_dir / PLAN_NAME if onnx_dir.is_dir() else None
+    eval_df = TrainingData.load(training_data_dir).eval_candidates
+    if eval_df.empty:
+        raise DataError(f"{training_data_dir} has no held-out eval candidates", "label more users before validating")
+    gates = {"onnx_max_abs_diff": max_abs_diff, "onnx_auc_delta": auc_delta, "tensorrt_auc_delta": auc_delta}
+    report = validate(
+        model_dir,
+        onnx,
+        eval_df,
+        gates,
+        engine_path=plan if plan is not None and plan.is_file() else None,
+        max_rows=max_rows,
+        seed=seed,
+        out_path=report_path,
+    )
+    return report, report_metrics(report)
+
+
+def register_step(
+    model_dir: str | os.PathLike[str],
+    onnx_dir: str | os.PathLike[str],
+    validation_report: str | os.PathLike[str],
+    evaluation: str | os.PathLike[str] | None,
+    evaluation_report: str | os.PathLike[str] | None,
+    out_path: str | os.PathLike[str],
+    registry: str = "",
+    model: str = "serengpt",
+    environments: str = "",
+    metadata: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Register the merged model + its export + reports; writes the manifest to out_path and returns it."""
+    from seren.registry.config import load_environments, registry_uri
+    from seren.registry.registry import Registry
+
+    uri = registry_uri(registry or None, load_environments(environments or None))
+    reg = Registry(uri)
+    ev_md = Path(evaluation_report) if evaluation_report else None
+    man = reg.register(
+        model,
+        model_dir=model_dir,
+        onnx=onnx_dir,
+        validation=validation_report,
+        evaluation=evaluation,
+        evaluation_report=ev_md if ev_md is not None and ev_md.is_file() else None,
+        metadata=metadata,
+    )
+    write_json(out_path, {**man, "registry": reg.uri})
+    return {**man, "registry": reg.uri}
+
+
+def deploy_step(
+    version: int,
+    out_path: str | os.PathLike[str],
+    env: str = "dev",
+    registry: str = "",
+    model: str = "serengpt",
+    environments: str = "",
+) -> dict[str, Any]:
+    """Promote into `env` (dev in the training pipeline); writes the outcome (also a refusal) to out_path."""
+    from seren.registry.promotion import deploy
+
+    res = deploy(model, version, env, registry=registry or None, environments=environments or None)
+    write_json(out_path, res)
+    return res
+
+
+def deploy_metrics(res: dict[str, Any]) -> dict[str, Any]:
+    """Scalars of a deploy outcome for a Metrics artifact (verification says how it was checked)."""
+    dep = res.get("deployment", {})
+    out: dict[str, Any] = {
+        "deployed": 1.0 if res.get("deployed") else 0.0,
+        "version": float(res.get("version") or 0),
+        "result": res.get("result", ""),
+    }
+    if res.get("triton_version") is not None:
+        out["triton_version"] = float(res["triton_version"])
+    if "verification" in dep:
+        out["verification"] = dep["verification"]
+    if "smoke" in dep:
+        out["smoke_max_abs_diff"] = float(dep["smoke"]["max_abs_diff"])
+    if "deploy_s" in dep:
+        out["deploy_s"] = float(dep["deploy_s"])
+    return out

@@ -1,0 +1,543 @@
+"""Storage backends of the registry: a local directory (default) and gs://bucket/prefix.
+
+Both give the same guarantees, by the means each medium offers:
+
+- a version becomes visible only when its manifest is committed, and never changes afterwards
+  (local: the complete version directory is staged beside its final place and renamed in, which
+  fails if the version exists; files are made read-only. GCS: files go to a unique upload prefix,
+  then the manifest is created with ``if_generation_match=0``, which real GCS refuses when it
+  exists);
+- environment pointers are compare-and-swapped (local: under an fcntl lock, temp file + rename;
+  GCS: ``if_generation_match`` on the pointer object);
+- the audit log is append-only (local: one JSONL file appended under a lock; GCS: one object per
+  record, created with ``if_generation_match=0``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import stat
+import tempfile
+import uuid
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from seren.errors import ConfigError, DataError, SerenError, ServiceError
+from seren.io import atomic_dir, atomic_path
+from seren.paths import seren_home
+
+MANIFEST = "manifest.json"
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+class ConflictError(SerenError):
+    """Someone else changed the same thing first (a version number, a pointer, a promotion lock)."""
+
+    exit_code = 4
+
+
+class IntegrityError(DataError):
+    """A stored file does not match the hash its manifest recorded."""
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """An environment's current version record plus the generation it was read at (0 = absent)."""
+
+    data: dict[str, Any]
+    generation: int
+
+    @property
+    def version(self) -> int | None:
+        v = self.data.get("version")
+        return int(v) if v is not None else None
+
+
+def check_name(kind: str, name: str) -> str:
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise ConfigError(f"invalid {kind} name {name!r}", "use lowercase letters, digits, '-' or '_' (max 64)")
+    return name
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def file_table(root: Path) -> dict[str, dict[str, Any]]:
+    """{relative posix path: {sha256, size}} of every regular file under root (manifest excluded)."""
+    out: dict[str, dict[str, Any]] = {}
+    for p in sorted(root.rglob("*")):
+        if p.is_file() and p.name != MANIFEST:
+            out[p.relative_to(root).as_posix()] = {"sha256": sha256_file(p), "size": p.stat().st_size}
+    return out
+
+
+def selected(files: dict[str, Any], only: list[str] | None) -> list[str]:
+    """The manifest paths equal to, or under, one of `only` (all when None)."""
+    if only is None:
+        return list(files)
+    return [r for r in files if any(r == o or r.startswith(o.rstrip("/") + "/") for o in only)]
+
+
+def verify_files(root: Path, files: dict[str, dict[str, Any]], only: list[str] | None = None, where: str = "") -> None:
+    """Raise IntegrityError unless each (selected) file exists with the recorded size and sha256."""
+    for rel in selected(files, only):
+        meta = files[rel]
+        p = root / rel
+        if not p.is_file() or p.stat().st_size != meta["size"] or sha256_file(p) != meta["sha256"]:
+            raise IntegrityError(
+                f"{where or root}: {rel} is missing or does not match its manifest hash",
+                "the stored version was modified; register the model again as a new version",
+            )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+class Backend(ABC):
+    """What the registry needs from a storage medium."""
+
+    uri: str
+
+    @abstractmethod
+    def list_models(self) -> list[str]: ...
+
+    @abstractmethod
+    def list_versions(self, model: str) -> list[int]: ...
+
+    @abstractmethod
+    @contextlib.contextmanager
+    def staging(self, model: str) -> Iterator[Path]:
+        """A fresh local directory to assemble a version in (removed afterwards if not committed)."""
+
+    @abstractmethod
+    def commit(self, model: str, version: int, staged: Path, manifest: dict[str, Any]) -> None:
+        """Publish `staged` as `version` with `manifest`; ConflictError if the version exists."""
+
+    @abstractmethod
+    def read_manifest(self, model: str, version: int) -> dict[str, Any] | None: ...
+
+    @abstractmethod
+    def read_bytes(self, model: str, version: int, rel: str) -> bytes: ...
+
+    @abstractmethod
+    def local_copy(self, model: str, version: int, only: list[str] | None = None) -> Path:
+        """A local directory holding the version's (selected) files, verified against the manifest."""
+
+    @abstractmethod
+    def read_pointer(self, model: str, env: str) -> Pointer: ...
+
+    @abstractmethod
+    def swap_pointer(self, model: str, env: str, data: dict[str, Any], expected_generation: int) -> Pointer:
+        """Write `data` if the pointer is still at `expected_generation`; ConflictError otherwise."""
+
+    @abstractmethod
+    def append_audit(self, record: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def read_audit(self) -> list[dict[str, Any]]: ...
+
+
+# ------------------------------------------------------------------------------------------- local
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, blocking: bool = True) -> Iterator[Any]:
+    """An exclusive fcntl lock on `path` (created if needed); held until the block ends or the process dies."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fh = open(path, "a+")
+    try:
+        try:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip()
+            raise ConflictError(
+                f"{path} is locked by another process ({holder or 'unknown holder'})",
+                "wait for it to finish and retry",
+            ) from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} since {_now()}")
+        fh.flush()
+        yield fh
+    finally:
+        fh.close()  # releases the lock
+
+
+def _make_read_only(root: Path) -> None:
+    for p in root.rglob("*"):
+        if p.is_file():
+            p.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+
+
+class LocalBackend(Backend):
+    """<root>/<model>/versions/<v>/ (files + manifest.json), <root>/<model>/envs/<env>.json, <root>/audit.jsonl."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.uri = str(self.root)
+        if self.root.exists() and not self.root.is_dir():
+            raise ConfigError(f"registry path {self.root} is not a directory", "point --registry at a directory")
+
+    def _vdir(self, model: str, version: int) -> Path:
+        return self.root / model / "versions" / str(version)
+
+    def list_models(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and (p / "versions").is_dir())
+
+    def list_versions(self, model: str) -> list[int]:
+        vroot = self.root / model / "versions"
+        if not vroot.is_dir():
+            return []
+        return sorted(int(p.name) for p in vroot.iterdir() if p.name.isdigit() and (p / MANIFEST).is_file())
+
+    @contextlib.contextmanager
+    def staging(self, model: str) -> Iterator[Path]:
+        base = self.root / model / ".staging"
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{uuid.uuid4().hex[:8]}-", dir=base))
+        try:
+            yield tmp
+        finally:
+            if tmp.exists():
+                for p in tmp.rglob("*"):  # committed-then-failed leftovers may be read-only
+                    with contextlib.suppress(OSError):
+                        p.chmod(p.stat().st_mode | stat.S_IWUSR)
+                shutil.rmtree(tmp, ignore_errors=True)
+
+    def commit(self, model: str, version: int, staged: Path, manifest: dict[str, Any]) -> None:
+        (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        _make_read_only(staged)
+        target = self._vdir(model, version)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(staged, target)  # atomic; refuses an existing (non-empty) version directory
+        except OSError as exc:
+            if exc.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                for p in staged.rglob("*"):
+                    if p.is_file():
+                        p.chmod(p.stat().st_mode | stat.S_IWUSR)
+                raise ConflictError(
+                    f"{model} version {version} already exists in {self.uri}",
+                    "versions are immutable: register under a new version (omit --version to auto-increment)",
+                ) from None
+            raise
+
+    def read_manifest(self, model: str, version: int) -> dict[str, Any] | None:
+        p = self._vdir(model, version) / MANIFEST
+        return json.loads(p.read_text()) if p.is_file() else None
+
+    def read_bytes(self, model: str, version: int, rel: str) -> bytes:
+        return (self._vdir(model, version) / rel).read_bytes()
+
+    def local_copy(self, model: str, version: int, only: list[str] | None = None) -> Path:
+        man = self.read_manifest(model, version)
+        if man is None:
+            raise ConfigError(f"{model} version {version} not found in {self.uri}", "see `seren registry list`")
+        vdir = self._vdir(model, version)
+        verify_files(vdir, man["files"], only, where=f"{self.uri} {model} v{version}")
+        return vdir
+
+    # pointers: a JSON file per (model, env) replaced atomically under an exclusive lock
+    def _pointer_path(self, model: str, env: str) -> Path:
+        return self.root / model / "envs" / f"{env}.json"
+
+    def read_pointer(self, model: str, env: str) -> Pointer:
+        p = self._pointer_path(model, env)
+        if not p.is_file():
+            return Pointer({}, 0)
+        data = json.loads(p.read_text())
+        return Pointer(data, int(data.get("generation", 0)))
+
+    def swap_pointer(self, model: str, env: str, data: dict[str, Any], expected_generation: int) -> Pointer:
+        p = self._pointer_path(model, env)
+        with file_lock(p.with_name(f".{env}.lock")):
+            current = self.read_pointer(model, env)
+            if current.generation != expected_generation:
+                raise ConflictError(
+                    f"the {env} pointer of {model} changed meanwhile (generation {current.generation}, "
+                    f"expected {expected_generation}): another promotion won",
+                    "check `seren registry show` and retry if still wanted",
+                )
+            new = dict(data, generation=expected_generation + 1)
+            with atomic_path(p, suffix=".json") as tmp:
+                tmp.write_text(json.dumps(new, indent=2, sort_keys=True) + "\n")
+                with open(tmp, "rb") as fh:
+                    os.fsync(fh.fileno())
+        return Pointer(new, expected_generation + 1)
+
+    def append_audit(self, record: dict[str, Any]) -> None:
+        path = self.root / "audit.jsonl"
+        with file_lock(self.root / ".audit.lock"):
+            with open(path, "a") as fh:
+                fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def read_audit(self) -> list[dict[str, Any]]:
+        path = self.root / "audit.jsonl"
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# --------------------------------------------------------------------------------------------- gcs
+
+
+def _gcs_errors(what: str, uri: str):  # noqa: ANN202 - context manager
+    @contextlib.contextmanager
+    def wrap() -> Iterator[None]:
+        from google.api_core import exceptions as gexc
+
+        try:
+            yield
+        except gexc.PreconditionFailed:
+            raise  # the caller turns a lost compare-and-swap into a ConflictError
+        except (gexc.Forbidden, gexc.Unauthorized) as exc:
+            raise ServiceError(
+                f"access to {uri} denied while trying to {what} ({exc.code})",
+                "check GOOGLE_APPLICATION_CREDENTIALS and the bucket's IAM permissions",
+            ) from None
+        except gexc.NotFound as exc:
+            raise ConfigError(
+                f"{uri}: not found while trying to {what} ({' '.join(str(exc.message).split())[:160]})",
+                "create the bucket first (gsutil mb gs://BUCKET) or fix the gs:// URI",
+            ) from None
+        except gexc.GoogleAPICallError as exc:
+            raise ServiceError(
+                f"Google Cloud Storage failed to {what} at {uri}: {' '.join(str(exc).split())[:200]}",
+                "check the network and retry",
+            ) from None
+        except OSError as exc:
+            raise ServiceError(
+                f"Google Cloud Storage unreachable while trying to {what} at {uri}: {exc}",
+                "check the network (or STORAGE_EMULATOR_HOST) and retry",
+            ) from None
+
+    return wrap()
+
+
+def gcs_client() -> Any:
+    """A storage client; anonymous against an emulator (STORAGE_EMULATOR_HOST), default credentials otherwise."""
+    from google.cloud import storage
+
+    if os.environ.get("STORAGE_EMULATOR_HOST"):
+        from google.auth.credentials import AnonymousCredentials
+
+        return storage.Client(
+            project=os.environ.get("GOOGLE_CLOUD_PROJECT", "seren-test"), credentials=AnonymousCredentials()
+        )
+    try:
+        return storage.Client()
+    except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError and friends
+        raise ConfigError(
+            f"no Google Cloud credentials for the gs:// registry ({type(exc).__name__})",
+            "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
+        ) from None
+
+
+class GCSBackend(Backend):
+    """gs://bucket/prefix/<model>/versions/<v>/manifest.json -> files under <model>/uploads/<id>/;
+    <model>/envs/<env>.json; audit/<time>-<id>.json."""
+
+    def __init__(self, uri: str, client: Any | None = None) -> None:
+        m = re.match(r"^gs://([a-z0-9][a-z0-9._-]{1,220}[a-z0-9])(?:/(.*))?$", uri.strip())
+        if not m:
+            raise ConfigError(f"invalid GCS URI {uri!r}", "use gs://BUCKET or gs://BUCKET/PREFIX")
+        self.bucket_name = m.group(1)
+        self.prefix = (m.group(2) or "").strip("/")
+        self.uri = f"gs://{self.bucket_name}" + (f"/{self.prefix}" if self.prefix else "")
+        self.client = client or gcs_client()
+        self.bucket = self.client.bucket(self.bucket_name)
+
+    def _key(self, *parts: str) -> str:
+        return "/".join(p for p in (self.prefix, *parts) if p)
+
+    def _err(self, what: str):  # noqa: ANN202
+        return _gcs_errors(what, self.uri)
+
+    def list_models(self) -> list[str]:
+        with self._err("list models"):
+            it = self.client.list_blobs(
+                self.bucket_name, prefix=self._key("") + ("/" if self.prefix else ""), delimiter="/"
+            )
+            list(it)
+            names = [p.rstrip("/").rsplit("/", 1)[-1] for p in it.prefixes]
+        return sorted(n for n in names if n != "audit" and self.list_versions(n))
+
+    def list_versions(self, model: str) -> list[int]:
+        base = self._key(model, "versions") + "/"
+        with self._err(f"list versions of {model}"):
+            names = [b.name for b in self.client.list_blobs(self.bucket_name, prefix=base)]
+        out = []
+        for n in names:
+            rest = n[len(base) :].split("/")
+            if len(rest) == 2 and rest[0].isdigit() and rest[1] == MANIFEST:
+                out.append(int(rest[0]))
+        return sorted(out)
+
+    @contextlib.contextmanager
+    def staging(self, model: str) -> Iterator[Path]:
+        base = seren_home() / "tmp"
+        base.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix="gcs-stage-", dir=base))
+        try:
+            yield tmp
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+    def commit(self, model: str, version: int, staged: Path, manifest: dict[str, Any]) -> None:
+        from google.api_core.exceptions import PreconditionFailed
+
+        mkey = self._key(model, "versions", str(version), MANIFEST)
+        with self._err(f"register {model} v{version}"):
+            if self.bucket.blob(mkey).exists():  # cheap early exit; the precondition below is what guarantees it
+                raise ConflictError(
+                    f"{model} version {version} already exists in {self.uri}",
+                    "versions are immutable: register under a new version (omit --version to auto-increment)",
+                )
+            upload = manifest.get("storage") or f"uploads/{uuid.uuid4().hex}"
+            manifest = dict(manifest, storage=upload)
+            for p in sorted(staged.rglob("*")):
+                if p.is_file():
+                    rel = p.relative_to(staged).as_posix()
+                    blob = self.bucket.blob(self._key(model, upload, rel))
+                    blob.upload_from_filename(str(p), if_generation_match=0)
+            try:
+                self.bucket.blob(mkey).upload_from_string(
+                    json.dumps(manifest, indent=2, sort_keys=True) + "\n",
+                    content_type="application/json",
+                    if_generation_match=0,
+                )
+            except PreconditionFailed:
+                self._delete_prefix(self._key(model, upload) + "/")
+                raise ConflictError(
+                    f"{model} version {version} was registered concurrently in {self.uri}",
+                    "register again (auto-increment picks the next number)",
+                ) from None
+
+    def _delete_prefix(self, prefix: str) -> None:
+        with contextlib.suppress(Exception):
+            for b in self.client.list_blobs(self.bucket_name, prefix=prefix):
+                b.delete()
+
+    def read_manifest(self, model: str, version: int) -> dict[str, Any] | None:
+        with self._err(f"read {model} v{version}"):
+            blob = self.bucket.get_blob(self._key(model, "versions", str(version), MANIFEST))
+            return json.loads(blob.download_as_bytes()) if blob is not None else None
+
+    def read_bytes(self, model: str, version: int, rel: str) -> bytes:
+        man = self.read_manifest(model, version)
+        if man is None:
+            raise ConfigError(f"{model} version {version} not found in {self.uri}", "see `seren registry list`")
+        with self._err(f"read {rel} of {model} v{version}"):
+            data = self.bucket.blob(self._key(model, man["storage"], rel)).download_as_bytes()
+        meta = man["files"].get(rel)
+        if meta is not None and hashlib.sha256(data).hexdigest() != meta["sha256"]:
+            raise IntegrityError(
+                f"{self.uri} {model} v{version}: {rel} does not match its manifest hash",
+                "the stored version was modified; register the model again as a new version",
+            )
+        return data
+
+    def cache_dir(self, model: str, version: int) -> Path:
+        tag = hashlib.sha1(self.uri.encode()).hexdigest()[:12]
+        return seren_home() / "registry_cache" / tag / model / str(version)
+
+    def local_copy(self, model: str, version: int, only: list[str] | None = None) -> Path:
+        """Download into <home>/registry_cache (once); every use re-verifies the hashes."""
+        man = self.read_manifest(model, version)
+        if man is None:
+            raise ConfigError(f"{model} version {version} not found in {self.uri}", "see `seren registry list`")
+        dest = self.cache_dir(model, version)
+        try:
+            verify_files(dest, man["files"], only)
+            return dest
+        except IntegrityError:
+            pass
+        with self._err(f"download {model} v{version}"), atomic_dir(dest) as tmp:
+            # keep what an earlier, narrower download already fetched and verified
+            have = [r for r in man["files"] if (dest / r).is_file()]
+            for rel in man["files"]:
+                out = tmp / rel
+                out.parent.mkdir(parents=True, exist_ok=True)
+                if rel in have and sha256_file(dest / rel) == man["files"][rel]["sha256"]:
+                    shutil.copy2(dest / rel, out)
+                elif rel in selected(man["files"], only):
+                    self.bucket.blob(self._key(model, man["storage"], rel)).download_to_filename(str(out))
+            (tmp / MANIFEST).write_text(json.dumps(man, indent=2, sort_keys=True) + "\n")
+            verify_files(tmp, man["files"], only, where=f"{self.uri} {model} v{version}")
+        return dest
+
+    def _pointer_key(self, model: str, env: str) -> str:
+        return self._key(model, "envs", f"{env}.json")
+
+    def read_pointer(self, model: str, env: str) -> Pointer:
+        with self._err(f"read the {env} pointer of {model}"):
+            blob = self.bucket.get_blob(self._pointer_key(model, env))
+            if blob is None:
+                return Pointer({}, 0)
+            # download pinned to the generation we report, so data and generation belong together
+            data = json.loads(blob.download_as_bytes(if_generation_match=blob.generation))
+        return Pointer(data, int(blob.generation))
+
+    def swap_pointer(self, model: str, env: str, data: dict[str, Any], expected_generation: int) -> Pointer:
+        from google.api_core.exceptions import PreconditionFailed
+
+        conflict = ConflictError(
+            f"the {env} pointer of {model} changed meanwhile (expected generation {expected_generation}): "
+            "another promotion won",
+            "check `seren registry show` and retry if still wanted",
+        )
+        if self.read_pointer(model, env).generation != expected_generation:
+            raise conflict  # early check; the generation precondition below is the guarantee on real GCS
+        blob = self.bucket.blob(self._pointer_key(model, env))
+        body = json.dumps(dict(data), indent=2, sort_keys=True) + "\n"
+        try:
+            with self._err(f"update the {env} pointer of {model}"):
+                blob.upload_from_string(body, content_type="application/json", if_generation_match=expected_generation)
+        except PreconditionFailed:
+            raise conflict from None
+        return Pointer(dict(data), int(blob.generation or 0))
+
+    def append_audit(self, record: dict[str, Any]) -> None:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+        key = self._key("audit", f"{stamp}-{uuid.uuid4().hex[:8]}.json")
+        with self._err("append to the audit log"):
+            self.bucket.blob(key).upload_from_string(
+                json.dumps(record, sort_keys=True, default=str), content_type="application/json", if_generation_match=0
+            )
+
+    def read_audit(self) -> list[dict[str, Any]]:
+        with self._err("read the audit log"):
+            blobs = sorted(
+                self.client.list_blobs(self.bucket_name, prefix=self._key("audit") + "/"), key=lambda b: b.name
+            )
+            return [json.loads(b.download_as_bytes()) for b in blobs]
+
+
+def open_backend(uri: str) -> Backend:
+    if uri.startswith("gs://"):
+        return GCSBackend(uri)
+    if "://" in uri:
+        raise ConfigError(f"unsupported registry URI {uri!r}", "use a local directory or gs://BUCKET/PREFIX")
+    return LocalBackend(uri)
