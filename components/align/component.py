@@ -1,0 +1,49 @@
+"""Alignment: SFT model + preference pairs -> SerenGPT aligned with IPO (default) or DPO + metrics.
+
+The reference policy is the SFT model; a fresh LoRA is trained on top and merged into a plain HF
+dir with a model card.
+"""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components import SEREN_IMAGE
+
+
+@dsl.component(base_image=SEREN_IMAGE, install_kfp_package=False)
+def align(
+    training_data: Input[Dataset],
+    sft_model: Input[Model],
+    model: Output[Model],
+    metrics: Output[Metrics],
+    loss: str = "ipo",
+    beta: float = 0.1,
+    max_steps: int = 30,
+    max_examples: int = 0,
+    learning_rate: float = 0.0002,
+    lora_r: int = 8,
+    lora_alpha: int = 16,
+    batch_size: int = 8,
+    seed: int = 0,
+):
+    """loss: ipo | dpo; max_examples: 0 = every preference pair."""
+    from seren.serengpt.align import align_artifact
+
+    stats = align_artifact(
+        training_data.path,
+        sft_model.path,
+        model.path,
+        loss=loss,
+        beta=beta,
+        max_steps=max_steps,
+        max_examples=max_examples or None,
+        learning_rate=learning_rate,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        batch_size=batch_size,
+        seed=seed,
+        progress=False,
+    )
+    model.metadata.update({"stage": f"sft+{loss}"})
+    for key, value in stats.items():
+        metrics.log_metric(key, value)

@@ -1,0 +1,45 @@
+"""Distillation: training data -> SerenGPT student after LoRA SFT (merged, plain HF dir) + metrics.
+
+The student learns to answer the shared serendipity prompt with the labels' Yes/No (and teacher
+rationales); loss on the completion only; fp32 CPU under a step/example budget.
+"""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from components import SEREN_IMAGE
+
+
+@dsl.component(base_image=SEREN_IMAGE, install_kfp_package=False)
+def distill(
+    training_data: Input[Dataset],
+    model: Output[Model],
+    metrics: Output[Metrics],
+    base_model: str = "smollm2",
+    max_steps: int = 60,
+    max_examples: int = 0,
+    learning_rate: float = 0.0005,
+    lora_r: int = 8,
+    lora_alpha: int = 16,
+    batch_size: int = 8,
+    seed: int = 0,
+):
+    """base_model: 'smollm2' or a HF causal-LM dir; max_examples: 0 = every SFT example."""
+    from seren.serengpt.sft import distill_artifact
+
+    stats = distill_artifact(
+        training_data.path,
+        model.path,
+        base_model,
+        max_steps=max_steps,
+        max_examples=max_examples or None,
+        learning_rate=learning_rate,
+        lora_r=lora_r,
+        lora_alpha=lora_alpha,
+        batch_size=batch_size,
+        seed=seed,
+        progress=False,
+    )
+    model.metadata.update({"stage": "sft", "base_model": base_model})
+    for key, value in stats.items():
+        metrics.log_metric(key, value)

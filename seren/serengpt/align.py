@@ -1,0 +1,260 @@
+"""SerenGPT stage 2: preference alignment of the SFT model (IPO by default, as in SERAL; DPO selectable).
+
+Human serendipity judgments arrive as pairs (prompt, chosen answer, rejected answer). trl's
+DPOTrainer trains a fresh LoRA on top of the *merged* SFT model; with a peft model and no explicit
+reference, trl computes the reference log-probs with the adapter disabled, i.e. exactly the SFT
+policy, so no second copy of the model is held in memory. The LoRA is merged at the end into a
+plain HF directory with a model card (README.md + model_card.json), like the SFT stage.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seren.errors import ConfigError
+from seren.serengpt.sft import (
+    CHECKPOINT_SUBDIR,
+    MODEL_SUBDIR,
+    balanced_sample,
+    base_training_args,
+    check_budget,
+    compact_logprobs,
+    dataset_fingerprint,
+    finish_stage_dir,
+    lora_config,
+    loss_summary,
+    numeric_metrics,
+    prepare_stage_dir,
+    publish_model,
+    quiet_transformers,
+    read_model_card,
+    require_columns,
+    run_fingerprint,
+    save_merged,
+    utc_now,
+)
+
+log = logging.getLogger(__name__)
+
+LOSSES = {"ipo": "ipo", "dpo": "sigmoid"}  # our name -> trl loss_type
+PREF_COLUMNS = ["prompt", "chosen", "rejected"]
+
+
+def _pref_label(df: pd.DataFrame) -> pd.DataFrame:
+    """Balanced subsampling needs a label: a pair whose chosen answer is Yes is a positive judgment."""
+    if "label" in df.columns:
+        return df
+    out = df.copy()
+    out["label"] = out["chosen"].astype(str).str.strip().str.lower().str.startswith("yes").astype(int)
+    return out
+
+
+def train_preference(
+    sft_model_dir: str | os.PathLike[str],
+    pref_df: pd.DataFrame,
+    out_dir: str | os.PathLike[str],
+    loss: str = "ipo",
+    beta: float = 0.1,
+    max_steps: int = 30,
+    max_examples: int | None = None,
+    lora_r: int = 8,
+    lora_alpha: int = 16,
+    learning_rate: float = 5e-4,
+    batch_size: int = 8,
+    seed: int = 0,
+    save_steps: int | None = None,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> Path:
+    """IPO/DPO on (prompt, chosen, rejected) with the SFT model as reference; returns `out_dir/model`."""
+    import torch
+    from datasets import Dataset as HFDataset
+    from trl import DPOConfig, DPOTrainer
+
+    from seren import __version__
+    from seren.llm.base import load_causal_lm, resolve_base_model
+
+    if loss not in LOSSES:
+        raise ConfigError(f"unknown preference loss {loss!r}", f"use one of: {', '.join(LOSSES)}")
+    if beta <= 0:
+        raise ConfigError(f"beta must be > 0, got {beta}", "pass e.g. --beta 0.1")
+    require_columns(pref_df, PREF_COLUMNS, "preference")
+    check_budget(max_steps, batch_size, learning_rate, lora_r)
+    sft_path = resolve_base_model(sft_model_dir)
+    out_dir = Path(out_dir)
+    data = balanced_sample(_pref_label(pref_df), max_examples, seed)
+    params = {
+        "loss": loss,
+        "beta": beta,
+        "max_steps": max_steps,
+        "max_examples": max_examples,
+        "lora_r": lora_r,
+        "lora_alpha": lora_alpha,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "seed": seed,
+    }
+    fp = run_fingerprint(params, dataset_fingerprint(data, PREF_COLUMNS), str(sft_path))
+    done, resume = prepare_stage_dir(out_dir, fp)
+    if done is not None:
+        log.info("aligned model for this data and settings already exists at %s", done)
+        return done
+
+    quiet_transformers()
+    model, tok = load_causal_lm(sft_path)
+    model.train()
+    lengths = [
+        len(x)
+        for x in tok(
+            [p + max(c, r, key=len) for p, c, r in zip(data["prompt"], data["chosen"], data["rejected"], strict=True)]
+        )["input_ids"]
+    ]
+    max_length = max(lengths) + 2
+    args = DPOConfig(
+        **base_training_args(
+            out_dir / CHECKPOINT_SUBDIR,
+            max_steps,
+            batch_size,
+            learning_rate,
+            seed,
+            progress,
+            save_steps or max(1, max_steps // 4),
+        ),
+        loss_type=[LOSSES[loss]],
+        beta=float(beta),
+        max_length=max_length,
+        precompute_ref_log_probs=False,
+    )
+    torch.manual_seed(seed)
+    trainer = DPOTrainer(
+        model=model,
+        ref_model=None,  # peft + no ref model: reference = adapter disabled = the SFT policy
+        args=args,
+        train_dataset=HFDataset.from_pandas(data[PREF_COLUMNS], preserve_index=False),
+        processing_class=tok,
+        peft_config=lora_config(lora_r, lora_alpha),
+        callbacks=list(callbacks),
+    )
+    t0 = time.perf_counter()
+    with compact_logprobs():
+        trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - t0
+    hist = trainer.state.log_history
+    sft_card = read_model_card(sft_path)
+    metrics: dict[str, Any] = {**loss_summary(hist)}
+    for key in ("rewards/margins", "rewards/accuracies", "rewards/chosen", "rewards/rejected"):
+        s = loss_summary(hist, key)
+        if s:
+            name = key.replace("/", "_")
+            metrics[f"{name}_first_quarter"] = s[f"{key}_first_quarter"]
+            metrics[f"{name}_last_quarter"] = s[f"{key}_last_quarter"]
+    metrics.update(
+        {
+            "steps": int(trainer.state.global_step),
+            "resumed_from": Path(resume).name if resume else None,
+            "seconds": round(seconds, 1),
+        }
+    )
+    card = {
+        "stage": f"sft+{loss}",
+        "base_model": sft_card.get("base_model", str(sft_path)),
+        "parent_model": str(sft_path),
+        "created": utc_now(),
+        "seren_version": __version__,
+        "data": {
+            "sft": sft_card.get("data", {}),
+            "preference": {
+                "n_pairs": int(len(data)),
+                "n_available": int(len(pref_df)),
+                "chosen_yes_share": float(data["label"].mean()),
+                "n_users": int(data["user_id"].nunique()) if "user_id" in data.columns else None,
+                "max_length_tokens": int(max_length),
+            },
+        },
+        "hyperparameters": {
+            "sft": sft_card.get("hyperparameters", {}),
+            "preference": {**params, "trl_loss_type": LOSSES[loss], "reference": "SFT model (adapter disabled)"},
+        },
+        "train_metrics": {"sft": sft_card.get("train_metrics", {}), "preference": metrics},
+    }
+    # the SFT loss curve is already in the SFT card; keep this card readable
+    card["train_metrics"]["sft"] = {k: v for k, v in card["train_metrics"]["sft"].items() if not k.endswith("_curve")}
+    model_dir = save_merged(trainer, tok, out_dir / MODEL_SUBDIR, card)
+    finish_stage_dir(out_dir, fp)
+    return model_dir
+
+
+def preference_margins(model: Any, tokenizer: Any, pref_df: pd.DataFrame, batch_size: int = 8) -> np.ndarray:
+    """log p(chosen | prompt) - log p(rejected | prompt) per pair, summed over answer tokens + EOS.
+
+    The quantity IPO/DPO push up; used to check that alignment moved the policy the right way.
+    Only the answer positions go through the LM head (the prompt positions are not needed).
+    """
+    import torch
+
+    require_columns(pref_df, PREF_COLUMNS, "preference")
+    eos = tokenizer.eos_token or ""
+    head = model.get_output_embeddings()
+    decoder = model.get_decoder()
+
+    def logps(prompts: list[str], answers: list[str]) -> np.ndarray:
+        out = []
+        for s in range(0, len(prompts), batch_size):
+            rows = []
+            for p, a in zip(prompts[s : s + batch_size], answers[s : s + batch_size], strict=True):
+                p_ids = tokenizer(p, add_special_tokens=False)["input_ids"]
+                full = tokenizer(p + a + eos, add_special_tokens=False)["input_ids"]
+                k = 0
+                while k < min(len(p_ids), len(full)) and p_ids[k] == full[k]:
+                    k += 1
+                rows.append((full, k))
+            width = max(len(f) for f, _ in rows)
+            ids = torch.full((len(rows), width), int(tokenizer.pad_token_id), dtype=torch.long)
+            mask = torch.zeros((len(rows), width), dtype=torch.long)
+            for i, (f, _) in enumerate(rows):
+                ids[i, : len(f)] = torch.tensor(f)
+                mask[i, : len(f)] = 1
+            with torch.inference_mode():
+                hidden = decoder(input_ids=ids, attention_mask=mask, use_cache=False)[0]
+                total = []
+                for i, (f, k) in enumerate(rows):
+                    pos = torch.arange(max(k, 1) - 1, len(f) - 1)  # position t predicts token t + 1
+                    logits = head(hidden[i, pos]).float()
+                    lp = torch.log_softmax(logits, dim=-1).gather(-1, ids[i, pos + 1, None])[:, 0]
+                    total.append(float(lp.sum()))
+            out.append(np.asarray(total))
+        return np.concatenate(out)
+
+    prompts = pref_df["prompt"].astype(str).tolist()
+    return logps(prompts, pref_df["chosen"].astype(str).tolist()) - logps(
+        prompts, pref_df["rejected"].astype(str).tolist()
+    )
+
+
+def align_artifact(
+    training_data_dir: str | os.PathLike[str],
+    sft_model_dir: str | os.PathLike[str],
+    model_out: str | os.PathLike[str],
+    loss: str = "ipo",
+    **params: Any,
+) -> dict[str, float]:
+    """Training-data dir + SFT model -> merged aligned model at `model_out`; numeric metrics."""
+    from seren.serengpt.labeling import TrainingData
+
+    td = TrainingData.load(training_data_dir)
+    work = Path(f"{model_out}.work")
+    model_dir = train_preference(sft_model_dir, td.pref_train, work, loss=loss, **params)
+    card = read_model_card(model_dir)
+    publish_model(model_dir, model_out)
+    shutil.rmtree(work, ignore_errors=True)
+    pref = card.get("train_metrics", {}).get("preference", {})
+    return numeric_metrics({"data": card["data"]["preference"], **pref})

@@ -1,0 +1,452 @@
+"""SerenGPT stage 1 of distillation: supervised fine-tuning with LoRA on (prompt, completion) pairs.
+
+The teacher/behaviour/human labels become "Yes"/"No" completions after the shared prompt; trl's
+SFTTrainer trains on prompt-completion data with the loss on the completion only, so the student
+learns the answer, not the prompt. Everything runs fp32 on CPU (bf16 is orders of magnitude slower
+here), under a step/example budget so a demo finishes in minutes.
+
+A stage directory holds `checkpoints/` (LoRA adapter + optimizer state every few steps) and, when
+training ends, `model/`: the LoRA merged into a plain Hugging Face causal-LM directory (tokenizer
+included, no peft needed to load it) written atomically, with a model card. Re-running the same
+stage with the same data and settings resumes from the last checkpoint, or returns the finished
+model without training again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from seren.errors import DataError
+from seren.io import atomic_dir, write_json, write_text
+
+log = logging.getLogger(__name__)
+
+MODEL_SUBDIR = "model"
+CHECKPOINT_SUBDIR = "checkpoints"
+RUN_FILE = "run.json"
+CARD_JSON = "model_card.json"
+CARD_MD = "README.md"
+
+
+# ------------------------------------------------------------------ shared stage plumbing
+
+
+def dataset_fingerprint(df: pd.DataFrame, columns: Sequence[str]) -> str:
+    """Content hash of the training columns: a changed dataset must not resume an old run."""
+    h = pd.util.hash_pandas_object(df[list(columns)].reset_index(drop=True), index=False)
+    return hashlib.sha256(h.to_numpy().tobytes()).hexdigest()[:16]
+
+
+def run_fingerprint(params: dict[str, Any], data_fp: str, base: str) -> str:
+    blob = json.dumps({"params": params, "data": data_fp, "base": base}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def prepare_stage_dir(out_dir: Path, fingerprint: str) -> tuple[Path | None, str | None]:
+    """(finished model dir or None, checkpoint to resume from or None) for this fingerprint.
+
+    A run with a different fingerprint (other data or settings) starts over: its stale
+    checkpoints are removed, while a previously finished model stays until the new one replaces it
+    atomically, so a failed run never destroys the last good model.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_file = out_dir / RUN_FILE
+    prev = json.loads(run_file.read_text()) if run_file.is_file() else {}
+    ckpt_dir = out_dir / CHECKPOINT_SUBDIR
+    model_dir = out_dir / MODEL_SUBDIR
+    if prev.get("fingerprint") != fingerprint:
+        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        write_json(run_file, {"fingerprint": fingerprint, "started": utc_now(), "finished": None})
+        return None, None
+    if prev.get("finished") and (model_dir / CARD_JSON).is_file() and (model_dir / "config.json").is_file():
+        return model_dir, None
+    if ckpt_dir.is_dir():
+        from transformers.trainer_utils import get_last_checkpoint
+
+        return None, get_last_checkpoint(str(ckpt_dir))
+    return None, None
+
+
+def finish_stage_dir(out_dir: Path, fingerprint: str) -> None:
+    write_json(out_dir / RUN_FILE, {"fingerprint": fingerprint, "finished": utc_now(), "model": MODEL_SUBDIR})
+
+
+def balanced_sample(df: pd.DataFrame, max_examples: int | None, seed: int, label_col: str = "label") -> pd.DataFrame:
+    """At most `max_examples` rows, as close to half positive as the data allows, shuffled."""
+    if max_examples is not None and max_examples < 1:
+        raise DataError(f"max_examples must be >= 1, got {max_examples}", "pass a positive budget or omit it")
+    if max_examples is None or len(df) <= max_examples:
+        return df.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+    if label_col not in df.columns:
+        return df.sample(n=max_examples, random_state=seed).reset_index(drop=True)
+    pos, neg = df[df[label_col] > 0], df[df[label_col] <= 0]
+    n_pos = min(len(pos), max(max_examples // 2, max_examples - len(neg)))
+    n_neg = min(len(neg), max_examples - n_pos)
+    out = pd.concat([pos.sample(n=n_pos, random_state=seed), neg.sample(n=n_neg, random_state=seed)])
+    return out.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+
+
+def require_columns(df: pd.DataFrame, columns: Sequence[str], what: str) -> None:
+    if df is None or len(df) == 0:
+        raise DataError(
+            f"the {what} set is empty", "build training data with more labelled users (or a larger dataset)"
+        )
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise DataError(
+            f"the {what} set lacks column(s) {', '.join(missing)}", "pass the frame built by build_training_data"
+        )
+    blank = df[list(columns)].astype(str).apply(lambda s: s.str.strip().eq("")).any(axis=1)
+    if blank.any():
+        raise DataError(f"the {what} set has {int(blank.sum())} row(s) with empty text", "drop or fix those rows")
+
+
+def check_budget(max_steps: int, batch_size: int, learning_rate: float, lora_r: int) -> None:
+    """Reject impossible budgets before anything is loaded or written."""
+    for name, v in (("max_steps", max_steps), ("batch_size", batch_size), ("lora_r", lora_r)):
+        if int(v) < 1:
+            raise DataError(f"{name} must be >= 1, got {v}", f"pass a positive {name}")
+    if not learning_rate > 0:
+        raise DataError(f"learning_rate must be > 0, got {learning_rate}", "pass e.g. 5e-4")
+
+
+def base_training_args(
+    output_dir: Path, max_steps: int, batch_size: int, learning_rate: float, seed: int, progress: bool, save_steps: int
+) -> dict[str, Any]:
+    """TrainingArguments shared by the SFT and preference stages: fp32 CPU, no hub, small checkpoints."""
+    import torch
+
+    return {
+        "output_dir": str(output_dir),
+        "max_steps": int(max_steps),
+        "per_device_train_batch_size": int(batch_size),
+        "gradient_accumulation_steps": 1,
+        "learning_rate": float(learning_rate),
+        "lr_scheduler_type": "constant_with_warmup",
+        "warmup_steps": max(1, max_steps // 10),
+        "weight_decay": 0.0,
+        "logging_steps": 1,
+        "save_strategy": "steps",
+        "save_steps": int(save_steps),
+        "save_total_limit": 1,
+        "report_to": "none",
+        "seed": int(seed),
+        "data_seed": int(seed),
+        "bf16": False,
+        "fp16": False,
+        "use_cpu": not torch.cuda.is_available(),
+        "activation_checkpointing": False,  # recomputation only pays off when memory is short
+        "dataloader_num_workers": 0,
+        "dataloader_pin_memory": False,
+        "disable_tqdm": not progress,
+        "remove_unused_columns": True,
+    }
+
+
+def lora_config(r: int, alpha: int, dropout: float = 0.0) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=int(r), lora_alpha=int(alpha), lora_dropout=float(dropout), target_modules="all-linear", task_type="CAUSAL_LM"
+    )
+
+
+def loss_summary(log_history: list[dict[str, Any]], key: str = "loss") -> dict[str, Any]:
+    """First/last/mean-of-window training loss from the trainer's log (what the card and tests read)."""
+    curve = [float(e[key]) for e in log_history if key in e and "step" in e]
+    if not curve:
+        return {}
+    w = max(1, len(curve) // 4)
+    return {
+        f"{key}_first": curve[0],
+        f"{key}_last": curve[-1],
+        f"{key}_first_quarter": sum(curve[:w]) / w,
+        f"{key}_last_quarter": sum(curve[-w:]) / w,
+        f"{key}_curve": [round(x, 5) for x in curve],
+    }
+
+
+def save_merged(trainer: Any, tokenizer: Any, model_dir: Path, card: dict[str, Any]) -> Path:
+    """Merge the LoRA into the base weights and write a plain HF dir (no adapter files), atomically."""
+    merged = trainer.model.merge_and_unload() if hasattr(trainer.model, "merge_and_unload") else trainer.model
+    merged.eval()
+    if hasattr(merged.config, "use_cache"):
+        merged.config.use_cache = True
+    with atomic_dir(model_dir) as tmp:
+        merged.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
+        write_model_card(tmp, card)
+    return model_dir
+
+
+def write_model_card(model_dir: str | os.PathLike[str], card: dict[str, Any]) -> Path:
+    """`model_card.json` (machine-readable) + `README.md` (human) describing how the model was made."""
+    model_dir = Path(model_dir)
+    write_json(model_dir / CARD_JSON, card)
+    write_text(model_dir / CARD_MD, render_card(card))
+    return model_dir
+
+
+def read_model_card(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    f = Path(model_dir) / CARD_JSON
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+
+def update_model_card(model_dir: str | os.PathLike[str], **sections: Any) -> dict[str, Any]:
+    """Add sections (e.g. evaluation metrics known only after training) to an existing card."""
+    card = read_model_card(model_dir)
+    card.update(sections)
+    write_model_card(model_dir, card)
+    return card
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, list):
+        return f"{len(v)} values" if len(v) > 8 else ", ".join(_fmt(x) for x in v)
+    return str(v)
+
+
+def render_card(card: dict[str, Any]) -> str:
+    lines = [
+        f"# SerenGPT ({card.get('stage', 'model')})",
+        "",
+        "Judges whether a candidate item is a pleasant surprise for a user: P(serendipitous) is the",
+        "softmax over the Yes/No logits at the answer position of the shared prompt",
+        "(`seren.llm.prompts.build_prompt`). Plain Hugging Face causal LM (LoRA already merged).",
+        "",
+        f"- base model: `{card.get('base_model')}`",
+    ]
+    for key in ("parent_model", "created", "seren_version"):
+        if card.get(key):
+            lines.append(f"- {key.replace('_', ' ')}: `{card[key]}`")
+    for section in ("data", "hyperparameters", "train_metrics", "metrics"):
+        body = card.get(section)
+        if not body:
+            continue
+        lines += ["", f"## {section.replace('_', ' ').capitalize()}", "", "| key | value |", "|---|---|"]
+        for k, v in body.items():
+            if isinstance(v, dict):
+                for k2, v2 in v.items():
+                    lines.append(f"| {k}.{k2} | {_fmt(v2)} |")
+            else:
+                lines.append(f"| {k} | {_fmt(v)} |")
+    lines += [
+        "",
+        "## Intended use",
+        "",
+        "Nearline scoring of recommendation candidates for serendipity (SERAL). Not a chat model.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+@contextlib.contextmanager
+def compact_logprobs() -> Iterator[None]:
+    """Score only the positions that carry a label in trl's fused LM head, on CPU too.
+
+    trl 1.16 projects hidden states through the LM head in tiles and, off CUDA/XPU, does so for
+    *every* position (to keep tile shapes fixed for Neuron's compiler). Our completions are 2-3
+    tokens after a ~200-token prompt, so that is ~100x more vocabulary projections than the loss
+    uses, and dominates a CPU step. trl's compact path (used on CUDA) gathers the labelled
+    positions first and gives identical log-probs; this selects it for the duration of training.
+    """
+    import trl.trainer.utils as trl_utils
+
+    original = trl_utils._use_triton
+    trl_utils._use_triton = lambda device: True
+    try:
+        yield
+    finally:
+        trl_utils._use_triton = original
+
+
+def utc_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def quiet_transformers() -> None:
+    """Trainer warnings about unused columns/tokenizers/deprecations are noise for a CLI user; keep errors."""
+    import warnings
+
+    import transformers
+
+    transformers.logging.set_verbosity_error()
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"transformers\.")
+    for name in ("trl", "peft", "accelerate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+# ------------------------------------------------------------------ SFT
+
+
+def train_sft(
+    base_model: str | os.PathLike[str],
+    train_df: pd.DataFrame,
+    out_dir: str | os.PathLike[str],
+    max_steps: int = 60,
+    max_examples: int | None = None,
+    lora_r: int = 8,
+    lora_alpha: int = 16,
+    learning_rate: float = 5e-4,
+    batch_size: int = 8,
+    seed: int = 0,
+    save_steps: int | None = None,
+    progress: bool = True,
+    callbacks: Sequence[Any] = (),
+) -> Path:
+    """LoRA SFT with completion-only loss; returns the merged model dir (`out_dir/model`).
+
+    `train_df` has `prompt` and `completion` (and `label` for balanced subsampling) as built by
+    `seren.serengpt.labeling.build_training_data`.
+    """
+    import torch
+    from datasets import Dataset as HFDataset
+    from trl import SFTConfig, SFTTrainer
+
+    from seren import __version__
+    from seren.llm.base import load_causal_lm, resolve_base_model
+
+    require_columns(train_df, ["prompt", "completion"], "SFT training")
+    check_budget(max_steps, batch_size, learning_rate, lora_r)
+    base_path = resolve_base_model(base_model)
+    out_dir = Path(out_dir)
+    data = balanced_sample(train_df, max_examples, seed)
+    params = {
+        "max_steps": max_steps,
+        "max_examples": max_examples,
+        "lora_r": lora_r,
+        "lora_alpha": lora_alpha,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "seed": seed,
+    }
+    fp = run_fingerprint(params, dataset_fingerprint(data, ["prompt", "completion"]), str(base_path))
+    done, resume = prepare_stage_dir(out_dir, fp)
+    if done is not None:
+        log.info("SFT model for this data and settings already exists at %s", done)
+        return done
+
+    quiet_transformers()
+    model, tok = load_causal_lm(base_path)
+    model.train()
+    lengths = [
+        len(x) for x in tok([p + c for p, c in zip(data["prompt"], data["completion"], strict=True)])["input_ids"]
+    ]
+    max_length = max(lengths) + 2  # + EOS; never truncate the answer away
+    args = SFTConfig(
+        **base_training_args(
+            out_dir / CHECKPOINT_SUBDIR,
+            max_steps,
+            batch_size,
+            learning_rate,
+            seed,
+            progress,
+            save_steps or max(1, max_steps // 4),
+        ),
+        max_length=max_length,
+        completion_only_loss=True,
+        packing=False,
+        dataset_num_proc=None,
+    )
+    torch.manual_seed(seed)
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=HFDataset.from_pandas(data[["prompt", "completion"]], preserve_index=False),
+        processing_class=tok,
+        peft_config=lora_config(lora_r, lora_alpha),
+        callbacks=list(callbacks),
+    )
+    t0 = time.perf_counter()
+    with compact_logprobs():
+        trainer.train(resume_from_checkpoint=resume)
+    seconds = time.perf_counter() - t0
+    labels = data["label"] if "label" in data.columns else None
+    card = {
+        "stage": "sft",
+        "base_model": str(base_model),
+        "base_model_path": str(base_path),
+        "created": utc_now(),
+        "seren_version": __version__,
+        "data": {
+            "n_train": int(len(data)),
+            "n_available": int(len(train_df)),
+            "positive_share": float((labels > 0).mean()) if labels is not None else None,
+            "n_users": int(data["user_id"].nunique()) if "user_id" in data.columns else None,
+            "max_length_tokens": int(max_length),
+            "mean_length_tokens": float(sum(lengths) / len(lengths)),
+        },
+        "hyperparameters": {**params, "loss": "completion-only NLL", "lora_target": "all-linear", "dtype": "float32"},
+        "train_metrics": {
+            **loss_summary(trainer.state.log_history),
+            "steps": int(trainer.state.global_step),
+            "resumed_from": Path(resume).name if resume else None,
+            "seconds": round(seconds, 1),
+        },
+    }
+    model_dir = save_merged(trainer, tok, out_dir / MODEL_SUBDIR, card)
+    finish_stage_dir(out_dir, fp)
+    return model_dir
+
+
+# ------------------------------------------------------------------ KFP component entry points
+
+
+def numeric_metrics(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
+    """Flatten a card section into the numeric scalars a KFP Metrics artifact can log."""
+    out: dict[str, float] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}".replace("/", "_")
+        if isinstance(v, dict):
+            out.update(numeric_metrics(v, f"{key}_"))
+        elif isinstance(v, bool) or v is None:
+            continue
+        elif isinstance(v, int | float):
+            out[key] = float(v)
+    return out
+
+
+def publish_model(model_dir: Path, target: str | os.PathLike[str]) -> Path:
+    """Move a finished stage's merged model to an artifact path (same filesystem: one rename)."""
+    target = Path(target)
+    if target.exists():
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.replace(model_dir, target)
+    except OSError:  # another filesystem: copy into a temp dir beside the target, then swap
+        with atomic_dir(target) as tmp:
+            shutil.copytree(model_dir, tmp, dirs_exist_ok=True)
+    return target
+
+
+def distill_artifact(
+    training_data_dir: str | os.PathLike[str],
+    model_out: str | os.PathLike[str],
+    base_model: str = "smollm2",
+    **params: Any,
+) -> dict[str, float]:
+    """Training-data dir -> merged SFT model at `model_out`; numeric metrics for the component."""
+    from seren.serengpt.labeling import TrainingData
+
+    td = TrainingData.load(training_data_dir)
+    work = Path(f"{model_out}.work")
+    model_dir = train_sft(base_model, td.sft_train, work, **params)
+    card = read_model_card(model_dir)
+    publish_model(model_dir, model_out)
+    shutil.rmtree(work, ignore_errors=True)
+    return numeric_metrics({"data": card.get("data", {}), **card.get("train_metrics", {})})
