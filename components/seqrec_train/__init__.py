@@ -1,0 +1,1 @@
+"""Sequence recommender: positive engagement sequences -> SASRec-style model (restricted at query time)."""
