@@ -40,9 +40,14 @@ def read_profiles(path: str | os.PathLike[str]) -> pd.DataFrame:
 
 
 def profiles_for_feast(df: pd.DataFrame, ts: datetime | pd.Timestamp | None = None) -> pd.DataFrame:
-    """The push frame of Feast's `user_profile` view: user_id, profile_text, profile_tokens, event_timestamp."""
+    """The push frame of Feast's `user_profile` view: user_id, profile_text, profile_tokens, event_timestamp.
+
+    A snapshot table (several `as_of` per user) contributes each user's latest profile only.
+    """
     t = pd.Timestamp(ts) if ts is not None else pd.Timestamp.now(tz="UTC")
     t = t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+    if "as_of" in df.columns and df["user_id"].duplicated().any():
+        df = df.sort_values("as_of", kind="stable", na_position="last").drop_duplicates("user_id", keep="last")
     out = df[list(REQUIRED)].copy()
     out["user_id"] = out["user_id"].astype(str)
     out["profile_text"] = out["profile_text"].astype(str)

@@ -73,17 +73,17 @@ def _cutoffs(profiles: pd.DataFrame) -> pd.DatetimeIndex:
             "the profiles were built from the whole history, so the labeled events would leak into the prompts",
             "build them with a cutoff: `seren profiles build --label-frac 0.3` or build_profiles(as_of=...)",
         )
-    return pd.DatetimeIndex(pd.to_datetime(ts, utc=True).unique()).sort_values()
+    return pd.DatetimeIndex(_utc_ns(ts).unique()).sort_values()
+
+
+def _utc_ns(ts: pd.Series) -> pd.Series:
+    """UTC nanosecond timestamps, whatever unit a parquet round trip left behind."""
+    return pd.to_datetime(ts, utc=True).astype("datetime64[ns, UTC]")
 
 
 def _window(ts: pd.Series, cutoffs: pd.DatetimeIndex) -> pd.Series:
     """The snapshot whose window [cutoff_k, cutoff_k+1) holds each timestamp (NaT: before the first)."""
-    idx = (
-        np.searchsorted(
-            cutoffs.asi8, pd.to_datetime(ts, utc=True).astype("datetime64[ns, UTC]").array.asi8, side="right"
-        )
-        - 1
-    )
+    idx = np.searchsorted(cutoffs.asi8, _utc_ns(ts).array.asi8, side="right") - 1
     out = pd.Series(cutoffs[np.clip(idx, 0, None)], index=ts.index)
     return out.where(idx >= 0)
 
@@ -164,7 +164,7 @@ def dataset_labels(ds: Dataset, profiles: pd.DataFrame) -> pd.DataFrame:
         }
     )
     out = out.dropna(subset=["as_of"])
-    out["as_of"] = pd.to_datetime(out["as_of"], utc=True)
+    out["as_of"] = _utc_ns(out["as_of"])
     return out.drop_duplicates(KEY, keep="first").reset_index(drop=True)
 
 
@@ -410,7 +410,7 @@ def build_labels(
     its own label and supplies rationales for pairs whose final label it agrees with.
     """
     cutoffs = _cutoffs(profiles)
-    profiles = profiles.assign(as_of=pd.to_datetime(profiles["as_of"], utc=True))
+    profiles = profiles.assign(as_of=_utc_ns(profiles["as_of"]))
     have = profiles[["user_id", "as_of"]].drop_duplicates()
     survey = None
     if human_csv is not None:
@@ -586,6 +586,28 @@ def _candidates(df: pd.DataFrame, max_candidates: int, seed: int) -> pd.DataFram
     return out[EVAL_COLUMNS].sort_values(["user_id", "as_of", "item_id"], kind="stable").reset_index(drop=True)
 
 
+_P, _I = "\x00SEREN_PROFILE\x00", "\x00SEREN_ITEM\x00"
+
+
+def render_prompts(tokenizer: Any, profile_texts: list[str], item_texts: list[str]) -> list[str]:
+    """`prompts.build_prompt` for many rows at once.
+
+    The chat template is rendered once around two sentinels and filled by string concatenation;
+    checked against the real `build_prompt` on a sample of rows, with a per-row fallback when the
+    template transforms its content (so the output is always exactly `build_prompt`'s).
+    """
+    n = len(profile_texts)
+    frame = prompts.build_prompt(tokenizer, _P, _I)
+    if frame.count(_P) == 1 and frame.count(_I) == 1 and frame.index(_P) < frame.index(_I):
+        head, rest = frame.split(_P)
+        mid, tail = rest.split(_I)
+        out = [head + p.strip() + mid + t.strip() + tail for p, t in zip(profile_texts, item_texts, strict=True)]
+        probe = sorted({0, n - 1, *np.random.default_rng(0).integers(0, max(n, 1), size=min(n, 16)).tolist()})
+        if n == 0 or all(out[i] == prompts.build_prompt(tokenizer, profile_texts[i], item_texts[i]) for i in probe):
+            return out
+    return [prompts.build_prompt(tokenizer, p, t) for p, t in zip(profile_texts, item_texts, strict=True)]
+
+
 def build_training_data(
     labels: pd.DataFrame,
     profiles: pd.DataFrame,
@@ -605,8 +627,8 @@ def build_training_data(
     prof = profiles[[*on, "profile_text"]].copy()
     labels = labels.copy()
     if snap:  # parquet round trips may change the datetime unit; compare as UTC nanoseconds
-        prof["as_of"] = pd.to_datetime(prof["as_of"], utc=True).astype("datetime64[ns, UTC]")
-        labels["as_of"] = pd.to_datetime(labels["as_of"], utc=True).astype("datetime64[ns, UTC]")
+        prof["as_of"] = _utc_ns(prof["as_of"])
+        labels["as_of"] = _utc_ns(labels["as_of"])
     else:
         labels["as_of"] = pd.NaT
     prof = prof.drop_duplicates(on)
@@ -616,9 +638,7 @@ def build_training_data(
     if df.empty:
         raise DataError("no label matches a profile and an item", "build labels and profiles from the same dataset")
     df = df.drop_duplicates(["user_id", "item_id", "as_of"], keep="first")
-    df["prompt"] = [
-        prompts.build_prompt(tokenizer, p, t) for p, t in zip(df["profile_text"], df["item_text"], strict=True)
-    ]
+    df["prompt"] = render_prompts(tokenizer, df["profile_text"].tolist(), df["item_text"].tolist())
     # Identical prompts (same profile text + item) must carry one answer: keep the most confident,
     # drop the prompt entirely when its labels contradict each other.
     contradictory = df.groupby("prompt")["label"].transform("nunique") > 1
@@ -640,7 +660,9 @@ def build_training_data(
     assert set(train["user_id"]).isdisjoint(set(test["user_id"])), "a user is in both train and test"
     cands = _candidates(test, max_candidates, seed)
 
-    tok = count_tokens(tokenizer, df["prompt"].tolist())
+    # Prompt length statistics on a seeded sample: tokenizing every prompt costs more than the rest.
+    sample = df["prompt"].sample(n=min(len(df), 2000), random_state=seed)
+    tok = count_tokens(tokenizer, sample.tolist())
     metrics = {
         "n_examples": int(len(df)),
         "n_train": int(len(train)),

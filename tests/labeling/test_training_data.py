@@ -119,3 +119,18 @@ def test_bad_inputs(labels: pd.DataFrame, synth_profiles: pd.DataFrame, synth: D
     with pytest.raises(DataError, match="needs at least 2"):
         one = labels[labels["user_id"] == labels["user_id"].iloc[0]]
         build_training_data(one, synth_profiles, synth.items, tok)
+
+
+def test_render_prompts_matches_build_prompt(tok) -> None:
+    from seren.serengpt.labeling import render_prompts
+
+    profiles = ["Engaged subcategories: Books/Poetry 3.", "  padded profile  ", "x"]
+    items = ["Sonnets\nCategory: Books/Poetry", "Tent\nCategory: Outdoors/Camping  ", "{{ not a template }}"]
+    assert render_prompts(tok, profiles, items) == [prompts.build_prompt(tok, p, i) for p, i in zip(profiles, items)]
+
+    class Plain:  # a tokenizer without a chat template takes build_prompt's plain-text branch
+        chat_template = None
+
+    assert render_prompts(Plain(), profiles, items) == [
+        prompts.build_prompt(Plain(), p, i) for p, i in zip(profiles, items)
+    ]
