@@ -17,12 +17,14 @@ def exploration_evaluate(
     report: Output[Artifact],
     markdown: Output[Markdown],
     metrics: Output[Metrics],
+    seqrec: Input[Model] = None,
     n: int = 3,
     max_test: int = 400,
     seed: int = 0,
     publish_dir: str = "",
 ):
-    """publish_dir: where `seren explore` reads (\"\" = $SEREN_HOME/exploration, \"none\" = do not publish)."""
+    """seqrec (optional): the sequence recommender, reported and published for restricted recommendations;
+    publish_dir: where `seren explore` reads (\"\" = $SEREN_HOME/exploration, \"none\" = do not publish)."""
     from seren.exploration.workflow import default_publish_dir, run_evaluate
 
     publish = None if publish_dir == "none" else (publish_dir or str(default_publish_dir()))

@@ -1,11 +1,12 @@
 """seren-exploration: LLM interest exploration (RecSys'24) with feedback alignment (2025).
 
 ingest -> clusters -> transitions -> novelty_finetune ┐
-                   └──────────────> feedback_alignment ┴> pair_table -> exploration_evaluate
+                   │              └> feedback_alignment ┴> pair_table ┐
+                   └──────────────────────────────────> seqrec_train ─┴> exploration_evaluate
 
 The pair table (top-n novel clusters for every cluster pair) is what serving reads, from Feast
-(`push_to_feast`) or from the published directory `seren explore` uses. The sequence recommender
-that is restricted to the novel clusters at query time trains in its own step (seqrec_train).
+(`push_to_feast`) or from the published directory `seren explore` uses, together with the
+sequence recommender that is restricted to the novel clusters at query time (seqrec_train).
 """
 
 from typing import NamedTuple
@@ -19,6 +20,7 @@ from components.feedback_alignment.component import feedback_alignment
 from components.ingest.component import ingest
 from components.novelty_finetune.component import novelty_finetune
 from components.pair_table.component import pair_table
+from components.seqrec_train.component import seqrec_train
 from components.transitions.component import transitions as transitions_op
 
 # Local runs (`seren pipeline run exploration --local`, the demo): the generator's default size,
@@ -31,6 +33,7 @@ DEFAULT_PARAMS: dict = {
     "n_top": 6,
     "n_sub": 4,
     "max_steps": 120,
+    "seqrec_epochs": 60,
 }
 
 
@@ -72,6 +75,8 @@ def pipeline(
     push_to_feast: bool = False,
     feast_target: str = "",
     feast_data_dir: str = "",
+    seqrec_epochs: int = 200,
+    seqrec_patience: int = 5,
     publish_dir: str = "",
 ) -> Outputs:
     """n_top x n_sub = number of interest clusters (pairs grow as its square); method auto|score|beam;
@@ -121,6 +126,13 @@ def pipeline(
         feast_data_dir=feast_data_dir,
     ).set_display_name("pair table")
     pt.set_caching_options(False)  # may push to Feast (external state)
+    sr = seqrec_train(
+        dataset=data.outputs["dataset"],
+        clusters=cl.outputs["clusters"],
+        epochs=seqrec_epochs,
+        patience=seqrec_patience,
+        seed=seed,
+    ).set_display_name("sequence recommender")
     ev = exploration_evaluate(
         dataset=data.outputs["dataset"],
         clusters=cl.outputs["clusters"],
@@ -128,6 +140,7 @@ def pipeline(
         model=ft.outputs["model"],
         aligner=al.outputs["aligner"],
         table=pt.outputs["table"],
+        seqrec=sr.outputs["model"],
         n=n,
         seed=seed,
         publish_dir=publish_dir,

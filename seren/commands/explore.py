@@ -24,6 +24,9 @@ def explore(
     published: Path = typer.Option(
         None, "--dir", help="Published exploration directory (default: <SEREN_HOME>/exploration)."
     ),
+    seqrec: Path = typer.Option(
+        None, "--seqrec", help="Sequence recommender directory (default: <SEREN_HOME>/exploration/seqrec)."
+    ),
     n: int = typer.Option(3, "--n", "-n", min=1, help="Novel clusters to show."),
     k: int = typer.Option(10, "--k", "-k", min=1, help="Restricted recommendations to show."),
     as_json: bool = JsonOpt,
@@ -31,7 +34,7 @@ def explore(
     """Show a user's last two interest clusters, the novel clusters to explore, and restricted recommendations."""
     from seren.exploration.workflow import explore_user
 
-    out = explore_user(user, data=data, table=table, clusters=clusters, published=published, n=n, k=k)
+    out = explore_user(user, data=data, table=table, clusters=clusters, published=published, n=n, k=k, seqrec=seqrec)
     lines = [f"user {out['user_id']}", "last clusters:"]
     lines += [f"  {c['cluster_id']}  {c['description']}" for c in out["last_clusters"]]
     lines.append(f"novel clusters ({out['source']}):")

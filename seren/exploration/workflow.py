@@ -231,6 +231,7 @@ def run_evaluate(
     seed: int = 0,
     dataset_dir: str | os.PathLike[str] | None = None,
     publish: str | os.PathLike[str] | None = None,
+    seqrec_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[dict[str, float], str]:
     """Novelty gates + baselines, alignment gain, table quality -> report.json/report.md.
 
@@ -256,7 +257,7 @@ def run_evaluate(
         "novelty": {k: v for k, v in nov.items() if k not in ("table", "examples")},
         "alignment": gain,
         "pair_table": table_metrics(table, clusters.ids),
-        "seqrec": {"status": "pending: seren.exploration.seqrec not wired"},
+        "seqrec": _seqrec_metrics(seqrec_dir),
     }
     md = [
         "# Interest exploration report",
@@ -283,6 +284,19 @@ def run_evaluate(
         ]
     else:
         md.append("- no feedback available")
+    sq = report["seqrec"]
+    md += ["", "## Sequence recommender restricted to novel clusters", ""]
+    if "hr_at_10" in sq:
+        md += [
+            f"- next new item HR@10 {sq['hr_at_10']:.3f} / NDCG@10 {sq.get('ndcg_at_10', float('nan')):.3f} (popularity {sq.get('pop_hr_at_10', float('nan')):.3f} / {sq.get('pop_ndcg_at_10', float('nan')):.3f})",
+            *[
+                f"- {key}: {sq[key]:.3f}"
+                for key in sorted(sq)
+                if key.startswith(("novel_", "restricted_", "new_cluster"))
+            ],
+        ]
+    else:
+        md.append(f"- {sq.get('status', 'not trained')}")
     md_text = "\n".join(md) + "\n"
     report_dir = Path(report_dir)
     write_json(report_dir / "report.json", report)
@@ -307,6 +321,14 @@ def run_evaluate(
     return metrics, md_text
 
 
+def _seqrec_metrics(seqrec_dir: str | os.PathLike[str] | None) -> dict[str, Any]:
+    """The sequence recommender's own held-out metrics (written by seqrec.train_and_evaluate)."""
+    if not seqrec_dir:
+        return {"status": "not trained in this run"}
+    f = Path(seqrec_dir) / "metrics.json"
+    return json.loads(f.read_text()) if f.is_file() else {"status": f"no metrics.json in {seqrec_dir}"}
+
+
 def publish_outputs(
     publish: str | os.PathLike[str],
     clusters_dir: str | os.PathLike[str],
@@ -327,8 +349,8 @@ def publish_outputs(
         if report_dir and (Path(report_dir) / "report.json").is_file():
             shutil.copy2(Path(report_dir) / "report.json", tmp / "report.json")
             shutil.copy2(Path(report_dir) / "report.md", tmp / "report.md")
-        if seqrec_dir:
-            shutil.copytree(seqrec_dir, tmp / "seqrec")
+        if seqrec_dir and (Path(seqrec_dir) / "model.pt").is_file():
+            shutil.copytree(seqrec_dir, tmp / "seqrec", ignore=shutil.ignore_patterns("checkpoint.pt"))
         write_json(
             tmp / "exploration.json",
             {
@@ -340,13 +362,24 @@ def publish_outputs(
     return out
 
 
-STAGES = ("clusters", "transitions", "novelty_finetune", "feedback_alignment", "pair_table", "evaluate")
+def _train_seqrec(
+    dataset_dir: str | os.PathLike[str], out_dir: Path, clusters_dir: Path, epochs: int, seed: int
+) -> dict[str, float]:
+    from seren.exploration.seqrec import train_and_evaluate
+
+    return flat_metrics(
+        train_and_evaluate(dataset_dir, out_dir, clusters_dir=clusters_dir, epochs=epochs, seed=seed, progress=False)
+    )
+
+
+STAGES = ("clusters", "transitions", "novelty_finetune", "feedback_alignment", "pair_table", "seqrec_train", "evaluate")
 _DONE_MARKER = {
     "clusters": "clusters.parquet",
     "transitions": "transitions.json",
     "novelty_finetune": "model/novelty_clusters.json",
     "feedback_alignment": FEEDBACK_FILE,
     "pair_table": "pair_table.parquet",
+    "seqrec_train": "metrics.json",
     "evaluate": "report.md",
 }
 
@@ -364,6 +397,7 @@ def run_all(
     n: int = 3,
     n_candidates: int = 10,
     min_support: int = 3,
+    seqrec_epochs: int = 200,
     seed: int = 0,
     until: str = "evaluate",
     reuse: bool = False,
@@ -376,17 +410,51 @@ def run_all(
     if until not in STAGES:
         raise ConfigError(f"unknown stage {until!r}", f"use one of {', '.join(STAGES)}")
     if not Path(dataset_dir).is_dir():
-        raise ConfigError(f"dataset directory {dataset_dir} does not exist", "generate one with `seren data generate --out DIR`")
+        raise ConfigError(
+            f"dataset directory {dataset_dir} does not exist", "generate one with `seren data generate --out DIR`"
+        )
     work = Path(work_dir) if work_dir else seren_home() / "exploration_work"
     d = {s: work / s for s in STAGES}
     pub = None if publish == "none" else (publish or default_publish_dir())
     calls = {
         "clusters": lambda: run_clusters(dataset_dir, d["clusters"], n_top=n_top, n_sub=n_sub, seed=seed),
         "transitions": lambda: run_transitions(dataset_dir, d["clusters"], d["transitions"], min_count=min_count),
-        "novelty_finetune": lambda: run_novelty_finetune(d["transitions"], d["clusters"], d["novelty_finetune"], base_model=base_model, max_steps=max_steps, batch_size=batch_size, seed=seed),
-        "feedback_alignment": lambda: run_feedback_alignment(dataset_dir, d["clusters"], d["transitions"], d["feedback_alignment"], min_support=min_support, seed=seed),
-        "pair_table": lambda: run_pair_table(d["novelty_finetune"], d["pair_table"], d["feedback_alignment"], n=n, n_candidates=n_candidates, progress=progress),
-        "evaluate": lambda: run_evaluate(d["clusters"], d["transitions"], d["novelty_finetune"], d["feedback_alignment"], d["pair_table"], d["evaluate"], n=n, seed=seed, dataset_dir=dataset_dir, publish=pub)[0],
+        "novelty_finetune": lambda: run_novelty_finetune(
+            d["transitions"],
+            d["clusters"],
+            d["novelty_finetune"],
+            base_model=base_model,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            seed=seed,
+        ),
+        "feedback_alignment": lambda: run_feedback_alignment(
+            dataset_dir, d["clusters"], d["transitions"], d["feedback_alignment"], min_support=min_support, seed=seed
+        ),
+        "pair_table": lambda: run_pair_table(
+            d["novelty_finetune"],
+            d["pair_table"],
+            d["feedback_alignment"],
+            n=n,
+            n_candidates=n_candidates,
+            progress=progress,
+        ),
+        "seqrec_train": lambda: _train_seqrec(
+            dataset_dir, d["seqrec_train"], d["clusters"], epochs=seqrec_epochs, seed=seed
+        ),
+        "evaluate": lambda: run_evaluate(
+            d["clusters"],
+            d["transitions"],
+            d["novelty_finetune"],
+            d["feedback_alignment"],
+            d["pair_table"],
+            d["evaluate"],
+            n=n,
+            seed=seed,
+            dataset_dir=dataset_dir,
+            publish=pub,
+            seqrec_dir=d["seqrec_train"],
+        )[0],
     }
     out: dict[str, Any] = {"dirs": {s: str(p) for s, p in d.items()}}
     for stage in STAGES[: STAGES.index(until) + 1]:
@@ -405,6 +473,7 @@ def explore_user(
     published: str | os.PathLike[str] | None = None,
     n: int = 3,
     k: int = 10,
+    seqrec: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """What serving does for one user: last two clusters -> table lookup -> restricted recs.
 
@@ -463,11 +532,38 @@ def explore_user(
 
 
 def _restricted_recs(
-    pub: Path, ds: Any, inter: pd.DataFrame, cl: Any, novel: list[str], k: int
+    pub: Path,
+    ds: Any,
+    inter: pd.DataFrame,
+    cl: Any,
+    novel: list[str],
+    k: int,
+    seqrec_dir: str | os.PathLike[str] | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
-    """Sequence-recommender items inside the novel clusters, when a recommender is published."""
-    try:
-        from seren.exploration import seqrec  # noqa: F401  (another stage; may not be installed yet)
-    except ImportError:
-        return [], "unavailable: seren.exploration.seqrec is not installed"
-    return [], "unavailable: no sequence recommender published"
+    """Sequence-recommender items inside the novel clusters (the published recommender, or
+    `seqrec_dir`); without a recommender the reason is returned instead of made-up items."""
+    from seren.exploration.seqrec import SeqRecModel, user_histories
+
+    model_dir = Path(seqrec_dir) if seqrec_dir else pub / "seqrec"
+    if not (model_dir / "model.pt").is_file():
+        return (
+            [],
+            f"unavailable: no sequence recommender at {model_dir} (run the exploration pipeline, or pass --seqrec DIR)",
+        )
+    if not novel:
+        return [], "unavailable: no novel clusters for this user"
+    model = SeqRecModel.load(model_dir)
+    allowed = set(cl.assignments.loc[cl.assignments["cluster_id"].isin(novel), "item_id"].astype(str))
+    history = next(iter(user_histories(inter).values()), [])
+    recs = model.recommend(history, k=k, allowed_item_ids=allowed)
+    item = ds.items.set_index(ds.items["item_id"].astype(str))
+    i2c = cl.item_to_cluster
+    return [
+        {
+            "item_id": i,
+            "title": str(item.at[i, "title"]) if i in item.index else "",
+            "cluster_id": i2c.get(i, ""),
+            "score": float(sc),
+        }
+        for i, sc in recs
+    ], "ok"

@@ -1,0 +1,49 @@
+"""exploration_evaluate component: report (gates, baselines, alignment gain) + publish for `seren explore`."""
+
+import json
+from pathlib import Path
+
+import pytest
+from kfp import dsl
+
+from components.exploration_evaluate.component import exploration_evaluate
+from seren.exploration.workflow import run_all
+
+
+@pytest.fixture(scope="module")
+def stages(small_dataset: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return run_all(
+        small_dataset, tmp_path_factory.mktemp("ev_comp"), base_model=str(tiny_model_dir), n_top=3, n_sub=2, max_steps=4, batch_size=4,
+        min_support=2, n_candidates=4, until="pair_table", publish="none",
+    )["dirs"]  # fmt: skip
+
+
+def test_exploration_evaluate_unit(small_dataset: Path, stages: dict, artifact, tmp_path: Path) -> None:
+    report, md, metrics = (
+        artifact(dsl.Artifact, "report"),
+        artifact(dsl.Markdown, "md"),
+        artifact(dsl.Metrics, "metrics"),
+    )
+    exploration_evaluate.python_func(
+        dataset=dsl.Dataset(name="d", uri=str(small_dataset)),
+        clusters=dsl.Artifact(name="c", uri=stages["clusters"]),
+        transitions=dsl.Artifact(name="t", uri=stages["transitions"]),
+        model=dsl.Model(name="m", uri=stages["novelty_finetune"]),
+        aligner=dsl.Model(name="a", uri=stages["feedback_alignment"]),
+        table=dsl.Dataset(name="p", uri=stages["pair_table"]),
+        report=report,
+        markdown=md,
+        metrics=metrics,
+        n=2,
+        publish_dir=str(tmp_path / "pub"),
+    )
+    rep = json.loads((Path(report.path) / "report.json").read_text())
+    assert set(rep["novelty"]["recall"]) == {"novelty_llm", "random_novel", "most_frequent_for_pair", "cooccurrence"}
+    assert "gain_abs" in rep["alignment"] and rep["pair_table"]["pairs"] == 36
+    text = Path(md.path).read_text()
+    assert "exact-match rate" in text and "| cooccurrence |" in text
+    for key in ("novelty.exact_match_rate", "novelty.llm_recall", "recall.random_novel.recall@2", "pair_table.pairs"):
+        assert key in metrics.metadata
+    pub = tmp_path / "pub"
+    assert (pub / "pair_table.parquet").is_file() and (pub / "clusters" / "clusters.parquet").is_file()
+    assert json.loads((pub / "exploration.json").read_text())["dataset"] == str(small_dataset.resolve())

@@ -1,0 +1,44 @@
+"""feedback_alignment component: aligner dir (scorer + aggregated feedback) and its metrics."""
+
+from pathlib import Path
+
+import pytest
+from kfp import dsl
+
+from components.feedback_alignment.component import feedback_alignment
+from seren.errors import DataError
+from seren.exploration.alignment import Aligner
+from seren.exploration.workflow import run_all
+
+
+@pytest.fixture(scope="module")
+def stages(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    return run_all(
+        small_dataset, tmp_path_factory.mktemp("fa_comp"), n_top=3, n_sub=2, until="transitions", publish="none"
+    )["dirs"]
+
+
+def _call(small_dataset: Path, stages: dict, artifact, **kw):
+    out, metrics = artifact(dsl.Model, "aligner"), artifact(dsl.Metrics, "metrics")
+    feedback_alignment.python_func(
+        dataset=dsl.Dataset(name="d", uri=str(small_dataset)),
+        clusters=dsl.Artifact(name="c", uri=stages["clusters"]),
+        transitions=dsl.Artifact(name="t", uri=stages["transitions"]),
+        aligner=out,
+        metrics=metrics,
+        **kw,
+    )
+    return out, metrics
+
+
+def test_feedback_alignment_unit(small_dataset: Path, stages: dict, artifact) -> None:
+    out, metrics = _call(small_dataset, stages, artifact, min_support=2)
+    al = Aligner.load(out.path)
+    assert (Path(out.path) / "feedback.parquet").is_file()
+    assert metrics.metadata["train_triples"] == al.metrics["train_triples"] > 0
+    assert 0.0 <= metrics.metadata["heldout_auc"] <= 1.0
+
+
+def test_feedback_alignment_no_support(small_dataset: Path, stages: dict, artifact) -> None:
+    with pytest.raises(DataError, match="lower min_support"):
+        _call(small_dataset, stages, artifact, min_support=10**6)
