@@ -19,16 +19,27 @@ def cognition_profiles(
     token_budget: int = 160,
     label_frac: float = 0.8,
     snapshots: int = 4,
+    per_user: bool = True,
     as_of: str = "",
     backend: str = "none",
 ):
     """base_model: name or HF dir whose tokenizer counts the budget; backend: none | local | openai;
     label_frac/snapshots: profiles as of `snapshots` cutoffs spread over the last `label_frac` of
-    events (0 = whole history, for serving); as_of: one explicit ISO cutoff instead."""
+    events (0 = whole history, for serving); per_user: cutoffs at quantiles of each user's own
+    events (else of all events); as_of: one explicit ISO cutoff instead."""
     from seren.profiles.io import build_profiles_file
 
     stats = build_profiles_file(
-        dataset.path, profiles.path, base_model, token_budget, as_of or None, label_frac, backend, None, snapshots
+        dataset.path,
+        profiles.path,
+        base_model,
+        token_budget,
+        as_of or None,
+        label_frac,
+        backend,
+        None,
+        snapshots,
+        per_user and label_frac > 0,
     )
     profiles.metadata["as_of"] = stats["as_of"] or ""
     for key, value in stats.items():

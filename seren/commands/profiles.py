@@ -34,6 +34,11 @@ def build(
     snapshots: int = typer.Option(
         1, "--snapshots", help="With --label-frac: profiles as of this many cutoffs (more leak-free labels)."
     ),
+    per_user: bool = typer.Option(
+        True,
+        "--per-user/--global-cutoffs",
+        help="With --label-frac: cut each user's own history (default) or all events at global times.",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Compress each user's history into a profile within the token budget; prints size metrics."""
@@ -43,7 +48,18 @@ def build(
         raise ConfigError(f"unknown backend {backend!r}", "use --backend none, local or openai")
     kw = {"model_dir": backend_model} if backend == "local" else {}
     with _err.status("building profiles"):
-        metrics = build_profiles_file(data, out, base_model, budget, as_of or None, label_frac, backend, kw, snapshots)
+        metrics = build_profiles_file(
+            data,
+            out,
+            base_model,
+            budget,
+            as_of or None,
+            label_frac,
+            backend,
+            kw,
+            snapshots,
+            per_user and label_frac > 0,
+        )
     metrics["out"] = str(out)
     human = (
         f"wrote {metrics['n_users']} profiles to {out}: mean {metrics['mean_profile_tokens']} tokens "
@@ -52,7 +68,9 @@ def build(
     )
     if metrics.get("llm_calls"):
         human += f"; summaries {metrics['llm_calls'] - metrics['llm_failures']}/{metrics['llm_calls']}"
-    if metrics.get("n_snapshots", 1) > 1:
+    if metrics.get("as_of_per_user"):
+        human += f"; up to {metrics['n_snapshots']} per-user snapshots"
+    elif metrics.get("n_snapshots", 1) > 1:
         human += f"; {metrics['n_snapshots']} snapshots from {metrics['as_of']}"
     elif metrics.get("as_of"):
         human += f"; events before {metrics['as_of']}"

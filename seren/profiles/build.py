@@ -79,13 +79,18 @@ def _as_utc(ts: datetime | str | pd.Timestamp | None) -> pd.Timestamp | None:
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
-def _events(ds: Dataset, as_of: pd.Timestamp | None) -> pd.DataFrame:
+def _events(ds: Dataset, as_of: pd.Timestamp | pd.Series | None) -> pd.DataFrame:
     inter = ds.interactions
-    if as_of is not None:
+    if isinstance(as_of, pd.Series):  # per-user cutoffs: users without one are left out
+        inter = inter[inter["user_id"].isin(as_of.index)]
+        inter = inter[inter["timestamp"] < inter["user_id"].map(as_of)]
+    elif as_of is not None:
         inter = inter[inter["timestamp"] < as_of]
     items = ds.items[["item_id", "title", "category"] + (["price"] if "price" in ds.items.columns else [])].copy()
     items["category"] = items["category"].fillna("Unknown").astype(str)
     items["top"] = category_top(items["category"])
+    if items["top"].nunique() == 1:  # one top level (e.g. "Movies/<genre>"): rank the subcategories
+        items["top"] = items["category"]
     ev = inter[["user_id", "item_id", "event", "rating", "timestamp"]].merge(items, on="item_id", how="left")
     ev["category"] = ev["category"].fillna("Unknown")
     ev["top"] = ev["top"].fillna("Unknown")
@@ -112,7 +117,7 @@ def _join_list(df: pd.DataFrame, col: str, users: pd.Index) -> pd.Series:
     return pd.Series([got.get(u, []) for u in users], index=users, dtype=object)
 
 
-def _static(ev: pd.DataFrame, ds: Dataset, ref: pd.Timestamp, cfg: ProfileConfig) -> pd.DataFrame:
+def _static(ev: pd.DataFrame, ds: Dataset, ref: pd.Series, cfg: ProfileConfig) -> pd.DataFrame:
     g = ev.groupby("user_id", sort=True)
     st = pd.DataFrame(
         {
@@ -124,7 +129,7 @@ def _static(ev: pd.DataFrame, ds: Dataset, ref: pd.Timestamp, cfg: ProfileConfig
         }
     )
     st["active_days"] = ((st["last"] - st["first"]).dt.total_seconds() / 86400).round().astype(int) + 1
-    st["recency_days"] = ((ref - st["last"]).dt.total_seconds() / 86400).clip(lower=0)
+    st["recency_days"] = ((ref.reindex(st.index) - st["last"]).dt.total_seconds() / 86400).clip(lower=0)
     users = st.index
 
     pos = ev[ev["pos"]]
@@ -192,9 +197,7 @@ def _short_term(ev: pd.DataFrame, ds: Dataset, users: pd.Index, cfg: ProfileConf
     return out
 
 
-def _long_term(
-    ev: pd.DataFrame, users: pd.Index, t0: pd.Timestamp, ref: pd.Timestamp, cfg: ProfileConfig
-) -> pd.DataFrame:
+def _long_term(ev: pd.DataFrame, users: pd.Index, t0: pd.Timestamp, ref: pd.Series, cfg: ProfileConfig) -> pd.DataFrame:
     """Subcategory interests per global time window: stable ones, drift (JS) first vs last window."""
     out = pd.DataFrame(index=users)
     empty = pd.Series([[] for _ in range(len(users))], index=users, dtype=object)
@@ -204,7 +207,7 @@ def _long_term(
     pos = ev[ev["pos"]]
     if pos.empty:
         return out
-    span = max((ref - t0).total_seconds(), 1.0)
+    span = (pos["user_id"].map(ref) - t0).dt.total_seconds().clip(lower=1.0)
     win = ((pos["timestamp"] - t0).dt.total_seconds() / span * cfg.n_windows).astype(int).clip(0, cfg.n_windows - 1)
     c = pos.assign(w=win).groupby(["user_id", "w", "category"], sort=True).size().rename("n").reset_index()
     c["share"] = c["n"] / c.groupby(["user_id", "w"])["n"].transform("sum")
@@ -430,7 +433,7 @@ def _summarise(lines: pd.DataFrame, backend: Any) -> tuple[pd.DataFrame, dict[st
 def build_profiles(
     ds: Dataset,
     tokenizer: Any,
-    as_of: datetime | str | pd.Timestamp | None = None,
+    as_of: datetime | str | pd.Timestamp | pd.Series | dict[str, Any] | None = None,
     token_budget: int = 160,
     backend: Any | None = None,
     users: list[str] | None = None,
@@ -438,17 +441,34 @@ def build_profiles(
 ) -> pd.DataFrame:
     """One profile row per user from events strictly before `as_of`; metrics in `df.attrs["metrics"]`.
 
-    `users` restricts (and may extend, for users known in `ds.users` but without history before
-    `as_of`, who get a cold-start profile) the set of users; unknown ids raise DataError.
+    `as_of` is one time for everyone, or a per-user mapping (Series/dict user_id -> time; users
+    without an entry are left out). `users` restricts (and may extend, for users known in
+    `ds.users` but without history before `as_of`, who get a cold-start profile) the set of
+    users; unknown ids raise DataError.
     """
     t_start = time.perf_counter()
     cfg = config or ProfileConfig()
     if token_budget < 8:
         raise DataError(f"token budget {token_budget} is too small", "use a budget of at least 8 tokens (default 160)")
-    cutoff = _as_utc(as_of)
-    ev = _events(ds, cutoff)
-    ref = cutoff if cutoff is not None else ds.interactions["timestamp"].max()
+    per_user = isinstance(as_of, pd.Series | dict)
+    if per_user:
+        cut_map = pd.Series(as_of, dtype=object)
+        cut_map.index = cut_map.index.astype(str)
+        cut_map = pd.Series([_as_utc(v) for v in cut_map], index=cut_map.index, dtype="datetime64[ns, UTC]").dropna()
+        if cut_map.empty:
+            raise DataError("per-user as_of mapping is empty", "pass at least one user's cutoff")
+        cutoff: pd.Timestamp | None = cut_map.min()
+        ev = _events(ds, cut_map)
+    else:
+        cutoff = _as_utc(as_of)  # type: ignore[arg-type]
+        ev = _events(ds, cutoff)
     t0 = ds.interactions["timestamp"].min()
+    everyone = pd.Index(ds.interactions["user_id"].unique())
+    if per_user:
+        ref = cut_map
+    else:
+        ref_t = cutoff if cutoff is not None else ds.interactions["timestamp"].max()
+        ref = pd.Series(ref_t, index=everyone, dtype="datetime64[ns, UTC]")
 
     known = set(ds.interactions["user_id"].unique())
     if ds.users is not None:
@@ -462,6 +482,8 @@ def build_profiles(
                 "pass user ids that appear in the dataset",
             )
         ev = ev[ev["user_id"].isin(users)]
+        if per_user:
+            users = [u for u in users if u in cut_map.index]
     if ev.empty and not users:
         raise DataError(
             f"no interactions before {cutoff.isoformat() if cutoff is not None else 'the end of the data'}",
@@ -476,10 +498,13 @@ def build_profiles(
         lines, llm = _summarise(lines, backend)
     cold = sorted(set(users or []) - set(st.index))
     if cold:
-        when = cutoff.date().isoformat() if cutoff is not None else "now"
+        if per_user:
+            when = [cut_map[u].date().isoformat() for u in cold]
+        else:
+            when = [cutoff.date().isoformat() if cutoff is not None else "now"] * len(cold)
+        text_cold = [f"New user: no activity before {w}." for w in when]
         lines = pd.concat(
-            [lines, pd.DataFrame({"user_id": cold, "kind": "cold", "text": f"New user: no activity before {when}."})],
-            ignore_index=True,
+            [lines, pd.DataFrame({"user_id": cold, "kind": "cold", "text": text_cold})], ignore_index=True
         )
     text, ntok, n_trimmed = _fit(lines, tokenizer, token_budget)
 
@@ -514,14 +539,18 @@ def build_profiles(
     df["n_events"] = df["n_events"].astype(int)
     df["n_positive"] = df["n_positive"].astype(int)
     df["summarised"] = df["profile_text"].str.contains("Summary: ", regex=False)
-    df["as_of"] = pd.Series([cutoff] * len(df), dtype="datetime64[ns, UTC]")
+    if per_user:
+        df["as_of"] = df["user_id"].map(cut_map).astype("datetime64[ns, UTC]").to_numpy()
+    else:
+        df["as_of"] = pd.Series([cutoff] * len(df), dtype="datetime64[ns, UTC]")
     df = df.sort_values("user_id", kind="stable").reset_index(drop=True)
     metrics = profile_metrics(df, token_budget=token_budget)
     metrics.update(llm)
     metrics.update(
         {
             "lines_trimmed": n_trimmed,
-            "as_of": cutoff.isoformat() if cutoff is not None else None,
+            "as_of": cutoff.isoformat() if cutoff is not None else None,  # the earliest, when per user
+            "as_of_per_user": per_user,
             "build_seconds": round(time.perf_counter() - t_start, 3),
         }
     )
@@ -531,21 +560,25 @@ def build_profiles(
 
 
 def build_profile_snapshots(
-    ds: Dataset, tokenizer: Any, cutoffs: Sequence[datetime | str | pd.Timestamp], **kw: Any
+    ds: Dataset,
+    tokenizer: Any,
+    cutoffs: Sequence[datetime | str | pd.Timestamp | pd.Series],
+    **kw: Any,
 ) -> pd.DataFrame:
     """Profiles as of several cutoffs stacked (one row per user and cutoff, `as_of` says which).
 
-    Labeling uses each snapshot for the events up to the next cutoff, which multiplies the
-    leak-free training examples a history yields.
+    Each cutoff is one time or a per-user Series (see `labeling_cutoffs(per_user=True)`).
+    Labeling uses each snapshot for the user's events up to their next cutoff, which multiplies
+    the leak-free training examples a history yields.
     """
-    if not cutoffs:
+    if not len(cutoffs):
         raise DataError("no cutoffs given", "pass at least one as_of time")
     frames, llm = [], {"llm_calls": 0, "llm_failures": 0, "lines_trimmed": 0}
-    for cut in sorted({_as_utc(c) for c in cutoffs}):
+    for cut in cutoffs:
         try:
             df = build_profiles(ds, tokenizer, as_of=cut, **kw)
-        except DataError:
-            if cut == min(_as_utc(c) for c in cutoffs):
+        except DataError as exc:
+            if "no interactions before" in str(exc):
                 continue  # an early cutoff with no history yet: later snapshots still count
             raise
         for k in llm:
@@ -554,8 +587,15 @@ def build_profile_snapshots(
     if not frames:
         raise DataError("no interactions before any cutoff", "choose later cutoffs")
     out = pd.concat(frames, ignore_index=True)
+    # Per-user cutoffs of a short history can coincide: one profile per (user, as_of).
+    out = out.drop_duplicates(["user_id", "as_of"]).sort_values(["as_of", "user_id"], kind="stable")
+    out = out.reset_index(drop=True)
     metrics = profile_metrics(out, token_budget=kw.get("token_budget", 160)) | llm
-    metrics |= {"as_of": frames[0].attrs["metrics"]["as_of"], "n_snapshots": len(frames)}
+    metrics |= {
+        "as_of": out["as_of"].min().isoformat(),
+        "as_of_per_user": any(f.attrs["metrics"]["as_of_per_user"] for f in frames),
+        "n_snapshots": int(out.groupby("user_id").size().max()),
+    }
     out.attrs["metrics"] = metrics
     out.attrs["as_of"] = metrics["as_of"]
     return out

@@ -56,10 +56,16 @@ def profiles_for_feast(df: pd.DataFrame, ts: datetime | pd.Timestamp | None = No
     return out.reset_index(drop=True)
 
 
-def labeling_cutoffs(interactions: pd.DataFrame, label_frac: float, snapshots: int = 1) -> list[pd.Timestamp]:
-    """Cutoffs that leave the last `label_frac` of events (by time) for labeling, split into
-    `snapshots` equal windows: profile k sees events before cutoff k and labels the window after
-    it. [] for label_frac 0 (profiles from the whole history, not for labeling)."""
+def labeling_cutoffs(
+    interactions: pd.DataFrame, label_frac: float, snapshots: int = 1, per_user: bool = False
+) -> list[Any]:
+    """Cutoffs that leave the last `label_frac` of events for labeling, split into `snapshots`
+    equal windows: profile k sees events before cutoff k and labels the window after it.
+
+    Global cutoffs (timestamps) are quantiles of all event times; `per_user` cutoffs (one Series
+    user_id -> time per snapshot) are quantiles of each user's own events, so users active in
+    different periods (MovieLens) all contribute. [] for label_frac 0 (whole history).
+    """
     if not 0.0 <= label_frac < 1.0:
         raise DataError(f"label fraction {label_frac} is outside [0, 1)", "pass e.g. 0.3 (30% of events are labeled)")
     if snapshots < 1:
@@ -68,7 +74,15 @@ def labeling_cutoffs(interactions: pd.DataFrame, label_frac: float, snapshots: i
         return []
     ts = interactions["timestamp"]
     qs = [1.0 - label_frac * (snapshots - k) / snapshots for k in range(snapshots)]
-    return sorted({ts.quantile(q, interpolation="nearest") for q in qs})
+    if not per_user:
+        return sorted({ts.quantile(q, interpolation="nearest") for q in qs})
+    ns = pd.Series(ts.astype("datetime64[ns, UTC]").array.asi8, index=interactions.index)
+    grp = ns.groupby(interactions["user_id"].astype(str))
+    out = []
+    for q in qs:
+        cut = grp.quantile(q, interpolation="higher").astype("int64")
+        out.append(pd.Series(pd.to_datetime(cut.to_numpy(), utc=True), index=cut.index, name="as_of"))
+    return out
 
 
 def labeling_cutoff(interactions: pd.DataFrame, label_frac: float) -> pd.Timestamp | None:
@@ -87,24 +101,25 @@ def build_profiles_file(
     backend: str = "none",
     backend_kwargs: dict[str, Any] | None = None,
     snapshots: int = 1,
+    per_user: bool = False,
 ) -> dict[str, Any]:
     """Dataset dir -> profiles parquet (atomic) + metrics; what `seren profiles build` and the component run.
 
-    `as_of` (ISO) wins over `label_frac`/`snapshots`; with neither, the whole history is used.
+    `as_of` (ISO) wins over `label_frac`/`snapshots`/`per_user`; with neither, the whole history is used.
     """
     from seren.data.dataset import load_dataset
     from seren.profiles.build import build_profile_snapshots, build_profiles
     from seren.profiles.text import load_tokenizer
 
     ds = load_dataset(data_dir)
-    cutoffs: list[Any] = [as_of] if as_of else labeling_cutoffs(ds.interactions, label_frac, snapshots)
+    cutoffs: list[Any] = [as_of] if as_of else labeling_cutoffs(ds.interactions, label_frac, snapshots, per_user)
     be = None
     if backend and backend != "none":
         from seren.llm.backends import get_backend
 
         be = get_backend(backend, **(backend_kwargs or {}))
     tok = load_tokenizer(base_model)
-    if len(cutoffs) > 1:
+    if cutoffs and (len(cutoffs) > 1 or per_user):
         df = build_profile_snapshots(ds, tok, cutoffs, token_budget=token_budget, backend=be)
     else:
         df = build_profiles(ds, tok, as_of=cutoffs[0] if cutoffs else None, token_budget=token_budget, backend=be)

@@ -31,9 +31,11 @@ def item_text(items: pd.DataFrame) -> pd.Series:
         has = price.notna()
         out = out.where(~has, out + "\nPrice: " + price.map(lambda p: f"{p:.2f}"))
     text = items["text"].fillna("").astype(str).str.strip()
-    # Titles are often repeated verbatim at the start of the text; don't pay for them twice.
-    out = out.where(text.eq("") | text.eq(title), out + "\n" + text)
-    return out
+    # Titles are often repeated at the start of the text ("Memento (2000). Genres: ..."); don't
+    # pay for them twice.
+    lead = pd.Series([t.startswith(ti) and ti != "" for t, ti in zip(text, title, strict=True)], index=items.index)
+    rest = text.where(~lead, [t[len(ti) :].lstrip(" .:-—") for t, ti in zip(text, title, strict=True)])
+    return out.where(rest.eq(""), out + "\n" + rest)
 
 
 def count_tokens(tokenizer: Any, texts: Sequence[str]) -> np.ndarray:

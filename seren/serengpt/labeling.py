@@ -14,10 +14,11 @@ recorded); a teacher rationale is kept whenever the teacher agrees with the fina
 
 Leakage: profiles for labeling must be built with `as_of` = a cutoff before the labeled events
 (`seren.profiles.io.labeling_cutoffs`); profiles built on the whole history are refused. A
-profile table may hold several snapshots (one per cutoff, `build_profile_snapshots`): snapshot
-k labels the events in [cutoff_k, cutoff_k+1), judged against the profile as of cutoff_k, so
-every label is about behaviour its prompt has not seen. Dataset labels are placed in the window
-of their timestamp; survey rows (no timestamp) go to the latest snapshot.
+profile table may hold several snapshots per user (`build_profile_snapshots`), with global or
+per-user cutoffs: a user's snapshot k labels that user's events in [cutoff_k, cutoff_k+1),
+judged against the profile as of cutoff_k, so every label is about behaviour its prompt has
+not seen. Dataset labels go to the window of their timestamp; survey rows (no timestamp) and
+undated labels go to the user's latest snapshot.
 """
 
 from __future__ import annotations
@@ -81,11 +82,22 @@ def _utc_ns(ts: pd.Series) -> pd.Series:
     return pd.to_datetime(ts, utc=True).astype("datetime64[ns, UTC]")
 
 
-def _window(ts: pd.Series, cutoffs: pd.DatetimeIndex) -> pd.Series:
-    """The snapshot whose window [cutoff_k, cutoff_k+1) holds each timestamp (NaT: before the first)."""
-    idx = np.searchsorted(cutoffs.asi8, _utc_ns(ts).array.asi8, side="right") - 1
-    out = pd.Series(cutoffs[np.clip(idx, 0, None)], index=ts.index)
-    return out.where(idx >= 0)
+def _window(df: pd.DataFrame, profiles: pd.DataFrame) -> pd.Series:
+    """Per row of (user_id, timestamp): the as_of of the user's snapshot whose window
+    [cutoff_k, cutoff_k+1) holds the time — NaT before the user's first cutoff, without a profile
+    or without a time. Works for global and per-user cutoffs alike."""
+    left = pd.DataFrame({"user_id": df["user_id"].astype(str), "t": _utc_ns(df["timestamp"])}, index=df.index)
+    left = left.dropna(subset=["t"]).reset_index(names="_row").sort_values("t", kind="stable")
+    right = profiles[["user_id", "as_of"]].drop_duplicates().copy()
+    right["as_of"] = _utc_ns(right["as_of"])
+    right = right.sort_values("as_of", kind="stable")
+    m = pd.merge_asof(left, right, left_on="t", right_on="as_of", by="user_id", direction="backward")
+    return m.set_index("_row")["as_of"].reindex(df.index)
+
+
+def _latest(profiles: pd.DataFrame) -> pd.Series:
+    """Each user's latest snapshot cutoff (for judgments without a time: surveys, undated labels)."""
+    return _utc_ns(profiles["as_of"]).groupby(profiles["user_id"].astype(str)).max()
 
 
 def _empty() -> pd.DataFrame:
@@ -99,9 +111,9 @@ def _interest_pairs(profiles: pd.DataFrame) -> pd.DataFrame:
 
 def behaviour_labels(ds: Dataset, profiles: pd.DataFrame) -> pd.DataFrame:
     """Labels from engagement in each snapshot's window, relative to that snapshot's profile history."""
-    cutoffs = _cutoffs(profiles)
+    _cutoffs(profiles)
     ev = ds.interactions[ds.interactions["user_id"].isin(profiles["user_id"])].copy()
-    ev["as_of"] = _window(ev["timestamp"], cutoffs)
+    ev["as_of"] = _window(ev, profiles)
     ev = ev.dropna(subset=["as_of"]).merge(profiles[["user_id", "as_of"]], on=["user_id", "as_of"])
     if ev.empty:
         return _empty()
@@ -145,12 +157,13 @@ def dataset_labels(ds: Dataset, profiles: pd.DataFrame) -> pd.DataFrame:
     (labels before the first cutoff are dropped; undated ones go to the latest snapshot)."""
     if ds.labels is None or ds.labels.empty:
         return _empty()
-    cutoffs = _cutoffs(profiles)
+    _cutoffs(profiles)
     lab = ds.labels
+    latest = lab["user_id"].astype(str).map(_latest(profiles))
     if "timestamp" in lab.columns:
-        as_of = _window(lab["timestamp"], cutoffs).where(lab["timestamp"].notna(), cutoffs[-1])
+        as_of = _window(lab, profiles).where(lab["timestamp"].notna(), latest)
     else:
-        as_of = pd.Series(cutoffs[-1], index=lab.index)
+        as_of = latest
     detail = lab["source"].astype(str) if "source" in lab.columns else pd.Series("dataset", index=lab.index)
     out = pd.DataFrame(
         {
@@ -414,7 +427,8 @@ def build_labels(
     have = profiles[["user_id", "as_of"]].drop_duplicates()
     survey = None
     if human_csv is not None:
-        survey = survey_labels(human_csv, ds).assign(as_of=cutoffs[-1])[_SOURCE_COLUMNS]
+        survey = survey_labels(human_csv, ds)
+        survey = survey.assign(as_of=survey["user_id"].map(_latest(profiles)))[_SOURCE_COLUMNS]
     parts: list[pd.DataFrame] = []
     dropped = 0
     for source, df in (
@@ -470,7 +484,7 @@ def build_labels(
         | teacher_stats
         | {
             "as_of": cutoffs[0].isoformat(),
-            "n_snapshots": len(cutoffs),
+            "n_snapshots": int(profiles.groupby("user_id").size().max()),
             "dropped_no_profile_or_item": dropped,
         }
     )

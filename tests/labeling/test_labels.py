@@ -218,3 +218,21 @@ def test_snapshots_label_each_window_against_its_own_profile(hand: Dataset, tok)
     assert len(late) == 5 and lab.attrs["metrics"]["n_snapshots"] == 2
     # no label is about an event its own profile has seen
     assert (lab["as_of"] >= cut20).all()
+
+
+def test_per_user_snapshots_window_per_user(synth: Dataset, tok) -> None:
+    """Per-user cutoffs: every label lies at/after its own user's snapshot cutoff and before the next."""
+    from seren.profiles import build_profile_snapshots, labeling_cutoffs
+
+    cuts = labeling_cutoffs(synth.interactions, 0.6, snapshots=2, per_user=True)
+    snaps = build_profile_snapshots(synth, tok, cuts)
+    assert snaps.attrs["metrics"]["as_of_per_user"] and snaps["as_of"].nunique() > 2
+    lab = build_labels(synth, snaps)
+    ev = synth.interactions.merge(lab[["user_id", "item_id", "as_of"]], on=["user_id", "item_id"])
+    nxt = cuts[1].rename("next")
+    ev = ev.join(nxt, on="user_id")
+    first = lab["as_of"] == lab["user_id"].map(cuts[0])
+    assert first.any() and (~first).any()
+    # each labeled pair has an event inside its own window
+    ev["inside"] = (ev["timestamp"] >= ev["as_of"]) & ((ev["as_of"] == ev["next"]) | (ev["timestamp"] < ev["next"]))
+    assert ev.groupby(["user_id", "item_id", "as_of"])["inside"].any().all()

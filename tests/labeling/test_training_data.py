@@ -126,11 +126,13 @@ def test_render_prompts_matches_build_prompt(tok) -> None:
 
     profiles = ["Engaged subcategories: Books/Poetry 3.", "  padded profile  ", "x"]
     items = ["Sonnets\nCategory: Books/Poetry", "Tent\nCategory: Outdoors/Camping  ", "{{ not a template }}"]
-    assert render_prompts(tok, profiles, items) == [prompts.build_prompt(tok, p, i) for p, i in zip(profiles, items)]
+    assert render_prompts(tok, profiles, items) == [
+        prompts.build_prompt(tok, p, i) for p, i in zip(profiles, items, strict=True)
+    ]
 
     class Plain:  # a tokenizer without a chat template takes build_prompt's plain-text branch
         chat_template = None
 
     assert render_prompts(Plain(), profiles, items) == [
-        prompts.build_prompt(Plain(), p, i) for p, i in zip(profiles, items)
+        prompts.build_prompt(Plain(), p, i) for p, i in zip(profiles, items, strict=True)
     ]

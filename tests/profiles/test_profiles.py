@@ -10,7 +10,7 @@ import pytest
 from seren.data import Dataset
 from seren.errors import DataError
 from seren.profiles import ProfileConfig, build_profiles, count_tokens, profile_metrics, profiles_for_feast
-from seren.profiles.io import labeling_cutoff, read_profiles, write_profiles
+from seren.profiles.io import labeling_cutoff, labeling_cutoffs, read_profiles, write_profiles
 
 from .handmade import CUT
 
@@ -137,3 +137,49 @@ def test_labeling_cutoff(hand: Dataset) -> None:
     assert 0.2 <= share_after <= 0.4
     with pytest.raises(DataError, match="outside"):
         labeling_cutoff(hand.interactions, 1.5)
+
+
+def test_per_user_cutoffs(hand: Dataset, tok) -> None:
+    """Each user's cutoff is a quantile of their own events; a profile only sees events before it."""
+    cuts = labeling_cutoffs(hand.interactions, 0.5, snapshots=1, per_user=True)
+    assert len(cuts) == 1 and set(cuts[0].index) == {"alice", "bob"}
+    ev = hand.interactions
+    for user, cut in cuts[0].items():
+        own = ev[ev["user_id"] == user]["timestamp"]
+        assert 0.3 <= (own < cut).mean() <= 0.7
+    df = build_profiles(hand, tok, as_of=cuts[0]).set_index("user_id")
+    assert (df["as_of"] == cuts[0].reindex(df.index)).all()
+    for user in df.index:
+        before = ev[(ev["user_id"] == user) & (ev["timestamp"] < cuts[0][user])]
+        assert df.loc[user, "n_events"] == len(before)
+    assert df.attrs["metrics"]["as_of_per_user"] is True
+    # a mapping that leaves a user out leaves that user out
+    only = build_profiles(hand, tok, as_of={"bob": CUT})
+    assert list(only["user_id"]) == ["bob"] and only["as_of"].iloc[0] == CUT
+
+
+def test_single_top_catalogue_ranks_subcategories(hand: Dataset, tok) -> None:
+    """With one top level ("Movies/<genre>"), the top-interest line ranks the genres instead."""
+    items = hand.items.assign(category="Movies/" + hand.items["category"].str.split("/").str[1])
+    movies = Dataset(interactions=hand.interactions, items=items).validate()
+    df = build_profiles(movies, tok, as_of=CUT).set_index("user_id")
+    assert df.loc["alice", "top_categories"] == ["Movies/Poetry", "Movies/Jazz"]
+    assert df.loc["alice", "profile_text"].count("Movies 100%") == 0
+
+
+def test_item_text_rendering() -> None:
+    from seren.profiles import item_text
+
+    items = pd.DataFrame(
+        {
+            "title": ["Memento (2000)", "Tent", "Sonnets"],
+            "text": ["Memento (2000). Genres: Mystery.", "Tent", "A poetry book."],
+            "category": ["Movies/Mystery", "Outdoors/Camping", "Books/Poetry"],
+            "price": [float("nan"), 120.0, 9.5],
+        }
+    )
+    assert item_text(items).tolist() == [
+        "Memento (2000)\nCategory: Movies/Mystery\nGenres: Mystery.",
+        "Tent\nCategory: Outdoors/Camping\nPrice: 120.00",
+        "Sonnets\nCategory: Books/Poetry\nPrice: 9.50\nA poetry book.",
+    ]
