@@ -13,13 +13,14 @@ from seren.errors import ConfigError, DataError
 from seren.serengpt.labeling import TrainingData
 
 
-@pytest.fixture
-def profiles_art(artifact, small_dataset: Path, tiny_model_dir: Path):
-    out = artifact(dsl.Dataset, "profiles")
+@pytest.fixture(scope="module")
+def profiles_art(tmp_path_factory: pytest.TempPathFactory, small_dataset: Path, tiny_model_dir: Path):
+    root = tmp_path_factory.mktemp("labeling_component")
+    out = dsl.Dataset(name="profiles", uri=str(root / "profiles"))
     cognition_profiles.python_func(
         dataset=dsl.Dataset(name="dataset", uri=str(small_dataset)),
         profiles=out,
-        metrics=artifact(dsl.Metrics, "profile_metrics"),
+        metrics=dsl.Metrics(name="metrics", uri=str(root / "metrics")),
         base_model=str(tiny_model_dir),
     )
     return out
@@ -62,19 +63,19 @@ def test_labeling_component_bad_input_unit(
     assert not Path(out.path).exists(), "a failed labeling must not leave a partial training-data dir"
 
 
-def test_labeling_component_local(kfp_local, tiny_model_dir: Path) -> None:
-    """ingest -> cognition_profiles -> label_data in kfp.local (artifact inputs need a pipeline)."""
-    from components.ingest.component import ingest
+def test_labeling_component_local(kfp_local, small_dataset: Path, tiny_model_dir: Path) -> None:
+    """importer(dataset) -> cognition_profiles -> label_data in kfp.local."""
 
     @dsl.pipeline(name="labeling-local-test")
-    def pipe(base_model: str):
-        data = ingest(source="synthetic", n_users=40, n_items=120, seed=3)
-        prof = cognition_profiles(dataset=data.outputs["dataset"], base_model=base_model)
-        label_data(dataset=data.outputs["dataset"], profiles=prof.outputs["profiles"], base_model=base_model)
+    def pipe(data_uri: str, base_model: str):
+        data = dsl.importer(artifact_uri=data_uri, artifact_class=dsl.Dataset, reimport=False)
+        prof = cognition_profiles(dataset=data.output, base_model=base_model)
+        label_data(dataset=data.output, profiles=prof.outputs["profiles"], base_model=base_model)
 
-    pipe(base_model=str(tiny_model_dir))
+    pipe(data_uri=str(small_dataset), base_model=str(tiny_model_dir))
     dirs = sorted(Path(kfp_local).rglob("label-data/training_data"))
     assert len(dirs) == 1, "the labeling task did not write its artifact"
     td = TrainingData.load(dirs[0])
     assert len(td.sft_train) > 0 and td.sft_train["label"].mean() == 0.5
     assert td.metrics["n_labels"] == len(td.labels) and td.metrics["n_snapshots"] == 4
+    assert set(td.sft_train["user_id"]).isdisjoint(td.sft_test["user_id"])

@@ -42,18 +42,17 @@ def test_profiles_component_bad_input_unit(artifact, tmp_path: Path, tiny_model_
     assert not Path(out.path).exists()
 
 
-def test_profiles_component_local(kfp_local, tiny_model_dir: Path) -> None:
-    """kfp.local runs artifact inputs only inside a pipeline: ingest -> cognition_profiles."""
-    from components.ingest.component import ingest
+def test_profiles_component_local(kfp_local, small_dataset: Path, tiny_model_dir: Path) -> None:
+    """kfp.local runs artifact inputs only inside a pipeline: importer(dataset) -> cognition_profiles."""
 
     @dsl.pipeline(name="profiles-local-test")
-    def pipe(base_model: str):
-        data = ingest(source="synthetic", n_users=20, n_items=60, seed=2)
-        cognition_profiles(dataset=data.outputs["dataset"], base_model=base_model, label_frac=0.0)
+    def pipe(data_uri: str, base_model: str):
+        data = dsl.importer(artifact_uri=data_uri, artifact_class=dsl.Dataset, reimport=False)
+        cognition_profiles(dataset=data.output, base_model=base_model, label_frac=0.0)
 
-    run = pipe(base_model=str(tiny_model_dir))
+    pipe(data_uri=str(small_dataset), base_model=str(tiny_model_dir))
     files = sorted(Path(kfp_local).rglob("cognition-profiles/profiles"))
-    assert run is not None and len(files) == 1, "the profiles task did not write its artifact"
+    assert len(files) == 1, "the profiles task did not write its artifact"
     df = pd.read_parquet(files[0])
-    assert len(df) == 20 and df["as_of"].isna().all()  # whole history: the serving profile
+    assert len(df) == 80 and df["as_of"].isna().all()  # whole history: the serving profile
     assert df["profile_tokens"].max() <= 160 and df.attrs["metrics"]["compression_ratio"] > 1
