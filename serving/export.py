@@ -192,9 +192,15 @@ def build_tensorrt(
     b, s = prof["batch"], prof["sequence"]
     for name in INPUTS:
         profile.add(name, min=(b[0], s[0]), opt=(b[1], s[1]), max=(b[2], s[2]))
-    engine = engine_from_network(
-        network_from_onnx_path(str(onnx_path)), config=CreateConfig(fp16=fp16, profiles=[profile])
-    )
+    try:
+        engine = engine_from_network(
+            network_from_onnx_path(str(onnx_path)), config=CreateConfig(fp16=fp16, profiles=[profile])
+        )
+    except Exception as exc:  # parser/builder errors: report them, never a half-written engine
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise SerenError(
+            f"TensorRT engine build failed: {first}", "check the TensorRT log above; try fp16=False"
+        ) from exc
     out = Path(out_path)
     with atomic_path(out, suffix=".plan") as tmp:
         save_engine(engine, str(tmp))

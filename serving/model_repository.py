@@ -200,35 +200,33 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def check_encoder(tokenizer_dir: str | os.PathLike[str], spec: dict) -> None:
+def check_encoder(tokenizer: Any, tokenizer_dir: str | os.PathLike[str], spec: dict) -> None:
     """The shipped encoder must reproduce the in-process ids on a few prompts (else refuse to build)."""
     from serving.triton_models.tokenizer.model import PromptEncoder
 
-    enc = PromptEncoder(spec, Path(tokenizer_dir) / "tokenizer.json")
+    enc = PromptEncoder(dict(spec, pad_to_multiple_of=1), Path(tokenizer_dir) / "tokenizer.json")
     profiles, items = [p for p, _ in _CHECK_PAIRS], [i for _, i in _CHECK_PAIRS]
     ids, mask = enc.encode(profiles, items)
-    ref_ids, ref_mask = reference_encode(tokenizer_dir, profiles, items)
-    if spec.get("pad_to_multiple_of", 1) == 1 and (
-        ids.shape != ref_ids.shape or (ids != ref_ids).any() or (mask != ref_mask).any()
-    ):
+    ref_ids, ref_mask = reference_encode(tokenizer, profiles, items)
+    if ids.shape != ref_ids.shape or (ids != ref_ids).any() or (mask != ref_mask).any():
         raise SerenError(
             "the Triton tokenizer model would produce different ids than the in-process scorer",
-            "report this tokenizer; it cannot be served yet",
+            "use a model whose tokenizer.json matches its tokenizer config (re-save it with save_pretrained)",
         )
 
 
-def reference_encode(tokenizer_dir: str | os.PathLike[str], profiles: list[str], items: list[str]) -> tuple[Any, Any]:
-    """Ids as the in-process scorer builds them (SerenScorer.encode's tokenizer settings)."""
-    from transformers import AutoTokenizer
-
+def reference_encode(tokenizer: Any, profiles: list[str], items: list[str]) -> tuple[Any, Any]:
+    """Ids as SerenScorer.encode builds them: prompts, left padding, special tokens, no truncation."""
     from seren.llm.prompts import build_prompt
 
-    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    prompts = [build_prompt(tok, p, i) for p, i in zip(profiles, items, strict=True)]
-    enc = tok(prompts, padding=True, return_tensors="np")
+    side, tokenizer.padding_side = tokenizer.padding_side, "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    try:
+        prompts = [build_prompt(tokenizer, p, i) for p, i in zip(profiles, items, strict=True)]
+        enc = tokenizer(prompts, padding=True, return_tensors="np")
+    finally:
+        tokenizer.padding_side = side
     return enc["input_ids"].astype("int64"), enc["attention_mask"].astype("int64")
 
 
@@ -273,7 +271,7 @@ def build_model_repository(
         )
     tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
     spec = prompt_spec(tok, pad_to_multiple_of=1 if target == "local" else 8)
-    check_encoder(tokenizer_dir, dict(spec, pad_to_multiple_of=1))
+    check_encoder(tok, tokenizer_dir, spec)
     v = str(version)
 
     tok_dir = out / TOKENIZER
