@@ -9,9 +9,9 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: setup demo test test-all bench lint redis clean
+.PHONY: setup demo test bench lint system-deps clean
 
-setup: $(VENV)/.installed $(TVENV)/.installed redis
+setup: $(VENV)/.installed $(TVENV)/.installed system-deps
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,8 +29,12 @@ $(TVENV)/.installed: serving/requirements-triton.txt
 	$(TVENV)/bin/pip install -q -r serving/requirements-triton.txt
 	@touch $@
 
-redis:
-	@command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+# redis-server for the Redis online-store tests; chromium to render the Evidently HTML reports headless.
+system-deps:
+	@missing=""; command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	if [ -n "$$missing" ]; then echo "installing$$missing (apt)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; fi
 
 demo: setup
 	$(BIN)/seren demo $(if $(filter 1,$(QUICK)),--quick,)
