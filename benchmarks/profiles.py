@@ -3,8 +3,10 @@
 Builds profiles for N users (~60 events each) with the SmolLM2 tokenizer at the default 160-token
 budget, then 4 labeling snapshots + labels + training data. Reports users/s, mean/p95 profile
 tokens, the naive-history token count and the compression ratio (raw / profile tokens), plus
-the behaviour rule's agreement with the generator's ground truth. The machine is shared with
-other jobs, so the load average is recorded next to the timings.
+the behaviour rule's agreement with the generator's ground truth; on ml-latest-small (when
+../shared/data has it) the same profile sizes and the labeled data that global vs per-user
+cutoffs yield. The machine is shared with other jobs, so the load average is recorded next to
+the timings.
 
 Run: .venv/bin/python benchmarks/profiles.py [--users 5000]
 """
@@ -93,6 +95,35 @@ def main(argv: list[str] | None = None) -> dict[str, object]:
         "behaviour_vs_ground_truth_agreement": round(float((both["label_b"] == both["label_h"]).mean()), 4),
         "behaviour_vs_ground_truth_overlap": int(len(both)),
     }
+    ml = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-latest-small"
+    if (ml / "ratings.csv").exists():
+        from seren.data.movielens import load_movielens
+
+        mds = load_movielens(ml)
+        t = time.perf_counter()
+        mp = build_profiles(mds, tok, token_budget=args.budget)
+        t_ml = time.perf_counter() - t
+        mm = mp.attrs["metrics"]
+        row: dict[str, object] = {
+            "users": int(mm["n_users"]),
+            "profiles_seconds": round(t_ml, 2),
+            "mean_profile_tokens": mm["mean_profile_tokens"],
+            "mean_raw_history_tokens": mm["mean_raw_tokens"],
+            "compression_ratio": mm["compression_ratio"],
+        }
+        for per_user in (False, True):
+            snaps_ml = build_profile_snapshots(mds, tok, labeling_cutoffs(mds.interactions, 0.8, 4, per_user=per_user))
+            lab_ml = build_labels(mds, snaps_ml)
+            td_ml = build_training_data(lab_ml, snaps_ml, mds.items, tok)
+            key = "per_user" if per_user else "global"
+            row[f"{key}_cutoffs"] = {
+                "n_labels": int(len(lab_ml)),
+                "positive_rate": lab_ml.attrs["metrics"]["positive_rate"],
+                "n_sft_train": int(len(td_ml.sft_train)),
+                "n_sft_test": int(len(td_ml.sft_test)),
+                "n_eval_users": td_ml.metrics["n_eval_users"],
+            }
+        result["movielens_small"] = row
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -171,13 +171,13 @@ def _static(ev: pd.DataFrame, ds: Dataset, ref: pd.Series, cfg: ProfileConfig) -
 
 def _item_words(items: pd.DataFrame) -> pd.DataFrame:
     """(item_id, w) keyword candidates: distinct title/text words that are neither stopwords nor
-    category names nor boilerplate (present in more than 10% of the catalogue)."""
+    category names nor boilerplate (in more than 10% of the catalogue, and more than 2 items)."""
     text = (items["title"].fillna("") + " " + items["text"].fillna("")).str.lower()
     words = pd.DataFrame({"item_id": items["item_id"].to_numpy(), "w": text.str.findall(_WORD).to_numpy()})
     words = words.explode("w").dropna(subset=["w"]).drop_duplicates()
     cat_words = set(re.findall(r"[a-z]+", " ".join(items["category"].astype(str).unique()).lower()))
-    df = words.groupby("w")["item_id"].transform("size") / max(len(items), 1)
-    return words[(df <= 0.1) & ~words["w"].isin(STOPWORDS | cat_words)]
+    n_items = words.groupby("w")["item_id"].transform("size")
+    return words[(n_items <= max(2.0, 0.1 * len(items))) & ~words["w"].isin(STOPWORDS | cat_words)]
 
 
 def _short_term(ev: pd.DataFrame, ds: Dataset, users: pd.Index, cfg: ProfileConfig) -> pd.DataFrame:
@@ -189,8 +189,7 @@ def _short_term(ev: pd.DataFrame, ds: Dataset, users: pd.Index, cfg: ProfileConf
     out["recent_intent"] = _join_list(sub[sub["rank"] < cfg.n_subcats], "category", users)
 
     # Keywords: words shared by at least two recent items (a theme, not one title's noise).
-    items = ds.items[ds.items["item_id"].isin(recent["item_id"].unique())]
-    words = recent[["user_id", "item_id"]].merge(_item_words(items), on="item_id")
+    words = recent[["user_id", "item_id"]].merge(_item_words(ds.items), on="item_id")
     kw = words.groupby(["user_id", "w"], sort=True).size().rename("n").reset_index()
     kw = _ranked(kw[kw["n"] >= 2], "w", "n")
     out["recent_keywords"] = _join_list(kw[kw["rank"] < cfg.n_keywords], "w", users)
