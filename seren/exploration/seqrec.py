@@ -11,7 +11,7 @@ covers the catalogue) or BCE with one uniform negative per position. CPU fp32 by
 
 Split (leak-free): `seren.data.split.chronological_split` of the *positive* events per user.
 Training sees only the train part; early stopping watches HR@k on validation (history = train,
-target = the first validation item the user has not engaged with before); `evaluate_seqrec`
+a hit when any validation item the user has not engaged with before is in the top k); `evaluate_seqrec`
 reports the test part (history = train + validation). Recommendations exclude seen items by
 default, so the evaluated target is the next *new* item (repeat engagements are >50% of the
 synthetic positives and no exclude-seen recommender can hit them).
@@ -528,12 +528,21 @@ def _fingerprint(cfg: SeqRecConfig, item_ids: Sequence[str], train: Mapping[str,
 
 
 def _val_hr(model: SeqRecModel, split: SeqSplit, k: int, users: Sequence[str]) -> float:
-    rows = [(split.history(u, "val"), next_new_item(split.history(u, "val"), split.val[u])) for u in users]
-    rows = [(h, t) for h, t in rows if t is not None]
+    """Validation HR@k: a hit when any of the user's new validation items is in the top k.
+
+    Any (not only the next) item: on ~600 MovieLens users the next-item hit rate moved by as much
+    as its own size between epochs and stopped training at epoch 2; several targets per user are
+    a steadier early-stopping signal from the same leak-free split."""
+    rows = []
+    for u in users:
+        h = split.history(u, "val")
+        targets = set(split.val[u]) - set(h)
+        if targets:
+            rows.append((h, targets))
     if not rows:
         return 0.0
     recs = model.recommend_batch([h for h, _ in rows], k=k)
-    return float(np.mean([hit_at_k([i for i, _ in r], {t}, k) for r, (_, t) in zip(recs, rows, strict=True)]))
+    return float(np.mean([hit_at_k([i for i, _ in r], t, k) for r, (_, t) in zip(recs, rows, strict=True)]))
 
 
 def _progress(show: bool, total: int) -> Any:
