@@ -34,7 +34,7 @@ from seren.registry.config import Environment, EnvironmentsConfig, load_environm
 from seren.registry.registry import DEFAULT_MODEL, MODEL_DIR, ONNX_DIR, TOKENIZER_DIR, Registry, now, who
 from seren.registry.store import ConflictError, Pointer, file_lock
 
-TRITON_MODELS = ("tokenizer", "scorer", "serengpt")  # load order: composing models, then the ensemble
+TRITON_MODELS = ("tokenizer", "scorer", "serengpt")  # the ensemble last
 ENSEMBLE = "serengpt"
 HISTORY_KEPT = 20
 # Fixed smoke texts: plain, unicode + newline, a very short pair.
@@ -142,14 +142,34 @@ def lock_path(env: Environment) -> Path:
     return repo.parent / f".{repo.name}.promote.lock"
 
 
+def reference_scores(onnx_path: Path, tokenizer_dir: Path, profiles: list[str], items: list[str]) -> np.ndarray:
+    """The graph's scores in-process: seren's prompt format, left padding (as SerenScorer.encode), ONNX Runtime.
+
+    Built independently of the Triton tokenizer model on purpose: the smoke test compares the two paths.
+    """
+    import onnxruntime as ort
+    from transformers import AutoTokenizer
+
+    from seren.llm.prompts import build_prompt
+
+    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    tok.padding_side = "left"
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    enc = tok(
+        [build_prompt(tok, p, i) for p, i in zip(profiles, items, strict=True)], padding=True, return_tensors="np"
+    )
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    feed = {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": enc["attention_mask"].astype(np.int64)}
+    return np.asarray(sess.run(["score"], feed)[0], dtype=np.float32).reshape(-1)
+
+
 def smoke_test(url: str, onnx_path: Path, tokenizer_dir: Path, tolerance: float) -> dict[str, Any]:
     """Score SMOKE_PAIRS through Triton's `serengpt`; they must be finite and match ONNX Runtime in-process."""
     from serving.client import SerenClient
-    from serving.model_repository import reference_encode
-    from serving.triton_models.scorer.model import OnnxScorer
 
     profiles, items = [p for p, _ in SMOKE_PAIRS], [i for _, i in SMOKE_PAIRS]
-    ref = OnnxScorer(onnx_path)(*reference_encode(tokenizer_dir, profiles, items))
+    ref = reference_scores(onnx_path, tokenizer_dir, profiles, items)
     try:
         with SerenClient(url, retries=1, timeout=120.0) as client:
             client.check_model()
@@ -181,8 +201,7 @@ def _local_triton_available() -> str | None:
 
 
 def _load_and_check(control: TritonControl, n: int, onnx: Path, tok: Path, tolerance: float) -> dict[str, Any]:
-    for m in TRITON_MODELS:
-        control.load(m)
+    control.load(ENSEMBLE)  # (re)loads the composing tokenizer and scorer too; checked below
     for m in TRITON_MODELS:
         loaded = control.loaded_versions(m)
         if loaded != [n]:
@@ -196,8 +215,7 @@ def _restore(control: TritonControl, repo: Path) -> dict[str, Any]:
     """After removing a failed version: reload what is left (or unload when nothing is)."""
     left = triton_versions(repo)
     if left:
-        for m in TRITON_MODELS:
-            control.load(m)
+        control.load(ENSEMBLE)
         return {"serving_triton_version": left[-1], "ready": control.ready(ENSEMBLE)}
     with contextlib.suppress(DeploymentError):
         control.unload(ENSEMBLE)

@@ -196,8 +196,7 @@ class Registry:
                     files[CARD] = {"sha256": sha256_file(stage / CARD), "size": (stage / CARD).stat().st_size}
                 manifest.update(version=v, files=dict(sorted(files.items())))
                 try:
-                    self.backend.commit(model, v, stage, manifest)
-                    return manifest
+                    return self.backend.commit(model, v, stage, manifest)
                 except ConflictError:
                     if version is not None:
                         raise

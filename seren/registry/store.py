@@ -127,8 +127,8 @@ class Backend(ABC):
         """A fresh local directory to assemble a version in (removed afterwards if not committed)."""
 
     @abstractmethod
-    def commit(self, model: str, version: int, staged: Path, manifest: dict[str, Any]) -> None:
-        """Publish `staged` as `version` with `manifest`; ConflictError if the version exists."""
+    def commit(self, model: str, version: int, staged: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Publish `staged` as `version` with `manifest`; returns the committed manifest; ConflictError if the version exists."""
 
     @abstractmethod
     def read_manifest(self, model: str, version: int) -> dict[str, Any] | None: ...
@@ -224,7 +224,7 @@ class LocalBackend(Backend):
                         p.chmod(p.stat().st_mode | stat.S_IWUSR)
                 shutil.rmtree(tmp, ignore_errors=True)
 
-    def commit(self, model: str, version: int, staged: Path, manifest: dict[str, Any]) -> None:
+    def commit(self, model: str, version: int, staged: Path, manifest: dict[str, Any]) -> dict[str, Any]:
         (staged / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         _make_read_only(staged)
         target = self._vdir(model, version)
@@ -241,6 +241,7 @@ class LocalBackend(Backend):
                     "versions are immutable: register under a new version (omit --version to auto-increment)",
                 ) from None
             raise
+        return manifest
 
     def read_manifest(self, model: str, version: int) -> dict[str, Any] | None:
         p = self._vdir(model, version) / MANIFEST
@@ -405,7 +406,7 @@ class GCSBackend(Backend):
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    def commit(self, model: str, version: int, staged: Path, manifest: dict[str, Any]) -> None:
+    def commit(self, model: str, version: int, staged: Path, manifest: dict[str, Any]) -> dict[str, Any]:
         from google.api_core.exceptions import PreconditionFailed
 
         mkey = self._key(model, "versions", str(version), MANIFEST)
@@ -434,6 +435,7 @@ class GCSBackend(Backend):
                     f"{model} version {version} was registered concurrently in {self.uri}",
                     "register again (auto-increment picks the next number)",
                 ) from None
+        return manifest
 
     def _delete_prefix(self, prefix: str) -> None:
         with contextlib.suppress(Exception):
@@ -496,9 +498,10 @@ class GCSBackend(Backend):
             blob = self.bucket.get_blob(self._pointer_key(model, env))
             if blob is None:
                 return Pointer({}, 0)
+            gen = int(blob.generation)
             # download pinned to the generation we report, so data and generation belong together
-            data = json.loads(blob.download_as_bytes(if_generation_match=blob.generation))
-        return Pointer(data, int(blob.generation))
+            data = json.loads(blob.download_as_bytes(if_generation_match=gen))
+        return Pointer(data, gen)
 
     def swap_pointer(self, model: str, env: str, data: dict[str, Any], expected_generation: int) -> Pointer:
         from google.api_core.exceptions import PreconditionFailed
