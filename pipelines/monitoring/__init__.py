@@ -1,0 +1,1 @@
+"""The monitoring pipeline: judgment drift -> (drift) -> retraining trigger."""
