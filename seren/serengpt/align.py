@@ -35,6 +35,7 @@ from seren.serengpt.sft import (
     numeric_metrics,
     prepare_stage_dir,
     publish_model,
+    quiet_callbacks,
     quiet_transformers,
     read_model_card,
     require_columns,
@@ -144,6 +145,7 @@ def train_preference(
         peft_config=lora_config(lora_r, lora_alpha),
         callbacks=list(callbacks),
     )
+    quiet_callbacks(trainer, progress)
     t0 = time.perf_counter()
     with compact_logprobs():
         trainer.train(resume_from_checkpoint=resume)

@@ -233,7 +233,7 @@ def render_card(card: dict[str, Any]) -> str:
     for key in ("parent_model", "created", "seren_version"):
         if card.get(key):
             lines.append(f"- {key.replace('_', ' ')}: `{card[key]}`")
-    for section in ("data", "hyperparameters", "train_metrics", "metrics"):
+    for section in ("source", "data", "hyperparameters", "train_metrics", "metrics"):
         body = card.get(section)
         if not body:
             continue
@@ -272,6 +272,20 @@ def compact_logprobs() -> Iterator[None]:
         yield
     finally:
         trl_utils._use_triton = original
+
+
+def quiet_callbacks(trainer: Any, progress: bool) -> None:
+    """Keep stdout clean (it may carry --json): no per-step log dicts, only the tqdm bar on stderr."""
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    class BarOnly(ProgressCallback):
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            return None
+
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    if progress:
+        trainer.add_callback(BarOnly())
 
 
 def utc_now() -> str:
@@ -371,6 +385,7 @@ def train_sft(
         peft_config=lora_config(lora_r, lora_alpha),
         callbacks=list(callbacks),
     )
+    quiet_callbacks(trainer, progress)
     t0 = time.perf_counter()
     with compact_logprobs():
         trainer.train(resume_from_checkpoint=resume)

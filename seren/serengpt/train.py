@@ -201,6 +201,15 @@ def train_serengpt(
         stage(f"align-{loss}", {"model": str(aligned[loss]), **pm, "seconds": round(timings[f"align-{loss}"], 1)})
 
     final = aligned[cfg.loss]
+    source = {
+        "dataset_dir": str(Path(data_dir).resolve()),
+        "token_budget": cfg.token_budget,
+        "label_frac": cfg.label_frac,
+        "snapshots": cfg.snapshots,
+        "training_data_dir": str((out / "training_data").resolve()),
+    }
+    for d in (sft_dir, *aligned.values()):
+        update_model_card(d, source=source)
     summary: dict[str, Any] = {
         "config": dataclasses.asdict(cfg),
         "model_dir": str(final),

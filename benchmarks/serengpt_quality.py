@@ -1,0 +1,154 @@
+"""SerenGPT quality gate with SmolLM2-135M on CPU: the ablation table on held-out users.
+
+Runs the whole SerenGPT recipe (`seren.serengpt.train.train_serengpt`: profiles -> labels ->
+LoRA SFT -> IPO -> evaluation) with the demo budget (TrainConfig defaults) on
+  synthetic        the seeded generator (500 users, 800 items, seed 0), ground-truth labels;
+  ml-latest-small  MovieLens (../shared/data), labels from ratings >= 4 on items outside the
+                   user's profile interests (skipped when the data is absent).
+Gate (synthetic): SFT+IPO ROC-AUC >= 0.85, >= 0.15 above the zero-shot base LLM, and above the
+unexpectedness x relevance heuristic (the margin over the heuristic is reported too).
+Wall-clock per stage is recorded with the machine (cores, torch threads, load average): the
+machine may be shared, so times are what was measured, not a promise.
+
+Run: .venv/bin/python benchmarks/serengpt_quality.py [--only synthetic|movielens] [--work DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "benchmarks" / "results" / "serengpt_quality.json"
+MOVIELENS = REPO.parent / "shared" / "data" / "ml-latest-small"
+GATE_AUC, GATE_MARGIN = 0.85, 0.15
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "torch": torch.__version__,
+        "torch_threads": torch.get_num_threads(),
+        "load_average_start": os.getloadavg(),
+    }
+
+
+def run_one(name: str, data_dir: Path, work: Path, overrides: dict[str, Any]) -> dict[str, Any]:
+    from seren.serengpt.train import TrainConfig, train_serengpt
+
+    cfg = TrainConfig(progress=False, **overrides)
+
+    def on_stage(stage: str, info: dict[str, Any]) -> None:
+        keep = {
+            k: v for k, v in info.items() if k != "markdown" and not k.endswith("curve") and not isinstance(v, list)
+        }
+        print(f"[{name}] {stage}: {json.dumps(keep, default=str)[:400]}", flush=True)
+
+    t0 = time.perf_counter()
+    summary = train_serengpt(data_dir, work / name, cfg, on_stage=on_stage)
+    wall = time.perf_counter() - t0
+    rows = summary["ablation"]["rows"]
+    final = rows[f"SFT+{cfg.loss.upper()}"]
+    zero, heur = rows["zero-shot base LLM"]["roc_auc"], rows["unexpectedness x relevance"]["roc_auc"]
+    auc = final["roc_auc"]
+    result = {
+        "dataset": name,
+        "config": dataclasses.asdict(cfg),
+        "table": {
+            k: {m: v.get(m) for m in ("roc_auc", "pr_auc", "f1", "ece", "hit@1", "ndcg@3", "seconds")}
+            for k, v in rows.items()
+        },
+        "markdown": summary["ablation_markdown"],
+        "n_candidates": summary["ablation"]["n_candidates"],
+        "n_eval_users": summary["ablation"]["n_users"],
+        "positive_rate": summary["ablation"]["positive_rate"],
+        "training_data": {
+            k: summary["training_data"].get(k)
+            for k in ("n_labels", "n_train", "n_eval_candidates", "mean_prompt_tokens")
+        },
+        "seconds": summary["seconds"],
+        "wall_seconds": round(wall, 1),
+        "final_roc_auc": auc,
+        "margin_vs_zero_shot": None if auc is None or zero is None else auc - zero,
+        "margin_vs_heuristic": None if auc is None or heur is None else auc - heur,
+    }
+    print(summary["ablation_markdown"], flush=True)
+    return result
+
+
+def gates(r: dict[str, Any]) -> dict[str, bool]:
+    auc = r["final_roc_auc"] or 0.0
+    return {
+        f"roc_auc>={GATE_AUC}": auc >= GATE_AUC,
+        f"vs_zero_shot>={GATE_MARGIN}": (r["margin_vs_zero_shot"] or 0.0) >= GATE_MARGIN,
+        "above_heuristic": (r["margin_vs_heuristic"] or 0.0) > 0.0,
+        f"vs_heuristic>={GATE_MARGIN}": (r["margin_vs_heuristic"] or 0.0) >= GATE_MARGIN,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=["synthetic", "movielens"], default=None)
+    ap.add_argument("--work", type=Path, default=None, help="Keep run dirs here (default: a temp dir).")
+    ap.add_argument("--set", action="append", default=[], help="TrainConfig override KEY=JSON (repeatable).")
+    ap.add_argument("--out", type=Path, default=OUT)
+    args = ap.parse_args(argv)
+    overrides = {k: json.loads(v) for k, v in (s.split("=", 1) for s in args.set)}
+
+    from seren.data import save_dataset
+    from seren.data.synthetic import SyntheticConfig, generate
+
+    work = args.work or Path(tempfile.mkdtemp(prefix="serengpt_quality."))
+    work.mkdir(parents=True, exist_ok=True)
+    info = machine()
+    results: dict[str, Any] = {"machine": info, "overrides": overrides, "runs": {}}
+    if args.only in (None, "synthetic"):
+        data = work / "data-synthetic"
+        if not (data / "manifest.json").is_file():
+            save_dataset(generate(SyntheticConfig(n_users=500, n_items=800, seed=0)), data)
+        r = run_one("synthetic", data, work, overrides)
+        r["gates"] = gates(r)
+        results["runs"]["synthetic"] = r
+    if args.only in (None, "movielens"):
+        if not (MOVIELENS / "ratings.csv").is_file():
+            results["runs"]["movielens"] = {"skipped": f"{MOVIELENS} not found"}
+            print(f"movielens: skipped ({MOVIELENS} not found)")
+        else:
+            from seren.data.movielens import load_movielens
+
+            data = work / "data-movielens"
+            if not (data / "manifest.json").is_file():
+                save_dataset(load_movielens(MOVIELENS), data)
+            results["runs"]["movielens"] = run_one("movielens", data, work, overrides)
+    info["load_average_end"] = os.getloadavg()
+    prev = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    if args.only is not None and "runs" in prev:  # keep the other dataset's last result
+        results["runs"] = {**prev["runs"], **results["runs"]}
+    from seren.io import write_json
+
+    write_json(args.out, results)
+    syn = results["runs"].get("synthetic", {})
+    if "gates" in syn:
+        print("gates:", json.dumps(syn["gates"]))
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

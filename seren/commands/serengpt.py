@@ -1,0 +1,147 @@
+"""Train, evaluate and query SerenGPT, the serendipity judge (SERAL stage 2)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from seren.commands._common import JsonOpt, emit
+from seren.errors import ConfigError, DataError
+
+NAME = "serengpt"
+app = typer.Typer(no_args_is_help=True, help=__doc__)
+_err = Console(stderr=True)
+
+
+def _stage_line(name: str, info: dict[str, Any]) -> None:
+    """One status line per finished stage on stderr (stdout stays clean for --json)."""
+    keys = {
+        "profiles": ("n_users", "mean_profile_tokens", "compression_ratio"),
+        "labeling": ("n_labels", "n_train", "n_eval_users", "n_eval_candidates"),
+        "sft": ("steps", "loss_first_quarter", "loss_last_quarter"),
+        "evaluate": (),
+    }.get(name.split("-")[0], ("steps", "loss_first_quarter", "loss_last_quarter", "rewards_margins_last_quarter"))
+    parts = [
+        f"{k}={info[k]:.4g}" if isinstance(info.get(k), float) else f"{k}={info.get(k)}" for k in keys if k in info
+    ]
+    _err.print(f"[bold]{name}[/bold] done in {info.get('seconds', 0):.0f}s " + " ".join(parts))
+
+
+@app.command()
+def train(
+    data: Path = typer.Option(..., "--data", help="Dataset directory (from `seren data generate/import-*`)."),
+    out: Path = typer.Option(..., "--out", help="Output directory (profiles, training data, models, evaluation)."),
+    base_model: str = typer.Option("smollm2", "--base-model", help="'smollm2' or a Hugging Face causal-LM directory."),
+    max_steps: int = typer.Option(None, "--max-steps", help="SFT optimizer steps (default: the measured CPU budget)."),
+    pref_steps: int = typer.Option(None, "--pref-steps", help="Preference (IPO/DPO) steps (default: CPU budget)."),
+    max_examples: int = typer.Option(None, "--max-examples", help="Cap on SFT examples and preference pairs."),
+    loss: str = typer.Option("ipo", "--loss", help="Preference loss of the final model: ipo | dpo."),
+    compare_dpo: bool = typer.Option(False, "--compare-dpo", help="Also train SFT+DPO for the ablation table."),
+    token_budget: int = typer.Option(None, "--token-budget", help="Profile token budget (prompt length)."),
+    seed: int = typer.Option(0, "--seed", help="Seed for sampling, splits and training."),
+    no_eval: bool = typer.Option(False, "--no-eval", help="Skip the ablation evaluation."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Profiles -> labels -> LoRA SFT -> IPO/DPO -> ablation on held-out users; resumable."""
+    from seren.serengpt.train import TrainConfig, train_serengpt
+
+    if loss not in ("ipo", "dpo"):
+        raise ConfigError(f"unknown --loss {loss!r}", "use --loss ipo or --loss dpo")
+    if not data.is_dir():
+        raise DataError(f"dataset directory {data} does not exist", "run `seren data generate --out DIR` first")
+    cfg = TrainConfig(base_model=base_model, loss=loss, seed=seed, ablation=not no_eval, progress=not as_json)
+    if compare_dpo and loss != "dpo":
+        cfg.compare_losses = ("dpo",)
+    if max_steps is not None:
+        cfg.sft_steps = max_steps
+    if pref_steps is not None:
+        cfg.pref_steps = pref_steps
+    if max_examples is not None:
+        cfg.max_examples = cfg.pref_max_examples = max_examples
+    if token_budget is not None:
+        cfg.token_budget = token_budget
+    summary = train_serengpt(data, out, cfg, on_stage=_stage_line)
+    result = {k: summary[k] for k in ("model_dir", "sft_model_dir", "aligned_model_dirs", "seconds")}
+    result.update(
+        {"metrics": summary.get("metrics"), "ablation": summary.get("ablation", {}).get("rows"), "out": str(out)}
+    )
+    human = f"SerenGPT model: {summary['model_dir']}\n" + summary.get("ablation_markdown", "")
+    emit(result, as_json, human)
+
+
+def _load_run(run: Path) -> dict[str, Any]:
+    f = run / "summary.json"
+    if not f.is_file():
+        raise DataError(f"{run} has no summary.json", "pass the --out directory of `seren serengpt train`")
+    return json.loads(f.read_text())
+
+
+@app.command()
+def evaluate(
+    run: Path = typer.Option(
+        None, "--run", help="Output directory of `seren serengpt train` (re-evaluates its models)."
+    ),
+    model: Path = typer.Option(None, "--model", help="A SerenGPT model dir to evaluate (with --training-data)."),
+    training_data: Path = typer.Option(None, "--training-data", help="Training-data dir (held-out candidates)."),
+    data: Path = typer.Option(None, "--data", help="Dataset dir for the popularity / heuristic baselines."),
+    base_model: str = typer.Option(None, "--base-model", help="Zero-shot row: base model name or dir ('' to skip)."),
+    out: Path = typer.Option(None, "--out", help="Where to write ablation.json/.md/.html (default: <run>/eval)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Ablation table on held-out users: baselines, zero-shot base LLM and the given models."""
+    from seren.data.dataset import load_dataset
+    from seren.serengpt.evaluate import run_ablation, write_ablation
+    from seren.serengpt.labeling import TrainingData
+    from seren.serengpt.sft import read_model_card
+
+    models: dict[str, str] = {}
+    if run is not None:
+        summary = _load_run(run)
+        training_data = training_data or run / "training_data"
+        base = base_model if base_model is not None else summary.get("base_model_path", "")
+        if base:
+            models["zero-shot base LLM"] = base
+        models["SFT"] = summary["sft_model_dir"]
+        models.update({f"SFT+{k.upper()}": v for k, v in summary.get("aligned_model_dirs", {}).items()})
+        if model is not None:
+            models[str(model)] = str(model)
+        out = out or run / "eval"
+    elif model is not None and training_data is not None:
+        card = read_model_card(model)
+        base = base_model if base_model is not None else card.get("base_model", "")
+        if base:
+            models["zero-shot base LLM"] = base
+        models[card.get("stage", "model").upper().replace("SFT+", "SFT+")] = str(model)
+        out = out or model.parent / "eval"
+    else:
+        raise ConfigError("nothing to evaluate", "pass --run DIR, or --model DIR with --training-data DIR")
+    td = TrainingData.load(training_data)
+    ds = load_dataset(data) if data is not None else None
+    results, md = run_ablation(td.eval_candidates, ds, models, progress=not as_json)
+    paths = write_ablation(results, md, out)
+    payload = {k: v for k, v in results.items() if k != "scores"} | {"paths": {k: str(v) for k, v in paths.items()}}
+    emit(payload, as_json, md)
+
+
+@app.command()
+def score(
+    model: Path = typer.Option(..., "--model", help="SerenGPT model directory (or 'smollm2' for zero-shot)."),
+    user: str = typer.Option(..., "--user", help="User id."),
+    items: str = typer.Option(..., "--items", help="Comma-separated candidate item ids."),
+    data: Path = typer.Option(None, "--data", help="Dataset dir (default: the one the model was trained on)."),
+    token_budget: int = typer.Option(None, "--token-budget", help="Profile token budget (default: as in training)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """P(serendipitous) of each candidate for a user, with the profile built from the dataset."""
+    from seren.serengpt.evaluate import score_user_items
+
+    ids = [i.strip() for i in items.split(",") if i.strip()]
+    rows, profile = score_user_items(model, user, ids, data, token_budget)
+    payload = {"user_id": user, "profile_text": profile, "scores": rows}
+    width = max(len(r["item_id"]) for r in rows)
+    human = "\n".join(f"{r['item_id']:<{width}}  {r['score']:.4f}  {r['title']}" for r in rows)
+    emit(payload, as_json, human)

@@ -1,0 +1,35 @@
+"""The serengpt_training pipeline runs end to end in kfp.local on the tiny model and a small dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pipelines as P
+
+
+def test_serengpt_training_pipeline_local(tiny_model_dir: Path, tmp_path: Path) -> None:
+    params = {
+        "n_users": 60,
+        "n_items": 120,
+        "seed": 3,
+        "base_model": str(tiny_model_dir),
+        "sft_steps": 2,
+        "pref_steps": 1,
+        "max_examples": 16,
+        "batch_size": 4,
+        "feast_data_dir": str(tmp_path / "features"),
+    }
+    res = P.run_local("serengpt_training", params, pipeline_root=tmp_path / "root")
+    tasks = res["tasks"]
+    names = set(tasks)
+    for step in ("cognition-profiles", "label-data", "distill", "align", "evaluate"):
+        assert step in names, f"{step} did not run: {sorted(names)}"
+    model = next(Path(res["run_dir"]).rglob("align/model"))
+    card = json.loads((model / "model_card.json").read_text())
+    assert card["stage"] == "sft+ipo" and (model / "model.safetensors").is_file()
+    report = next(Path(res["run_dir"]).rglob("evaluate/report")).read_text()
+    for row in ("popularity", "unexpectedness x relevance", "zero-shot base LLM", "| SFT |", "SFT+alignment"):
+        assert row in report
+    metrics = json.dumps(tasks["evaluate"])
+    assert "roc_auc" in metrics
