@@ -32,8 +32,17 @@ WORKSPACE_PROJECT = "seren-monitoring"
 
 
 def check_version() -> str:
-    """The wrapper is written against one Evidently release; refuse others with one line."""
-    import evidently
+    """The wrapper is written against one Evidently release; refuse others with one line.
+
+    Also the first import of Evidently, done once with its dependencies' deprecation notices (litestar,
+    numpy.core) silenced: they are about Evidently's code, not ours.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import evidently
+        import evidently.metrics
+        import evidently.presets
+        import evidently.ui.workspace  # noqa: F401
 
     if evidently.__version__ != EVIDENTLY_VERSION:
         raise ConfigError(
@@ -89,13 +98,17 @@ def _run(
     metadata: dict[str, Any] | None,
     additional: dict[str, Any] | None = None,
 ) -> Any:
+    check_version()
     from evidently import Report
 
     report = Report(metrics, metadata=dict(metadata or {}), tags=list(tags), include_tests=True)
     with warnings.catch_warnings():
         # empty-slice means and pandas downcasting notices from inside Evidently's legacy metrics
+        from sklearn.exceptions import UndefinedMetricWarning
+
         warnings.simplefilter("ignore", RuntimeWarning)
         warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", UndefinedMetricWarning)  # undefined precision: we report None
         return report.run(current, reference, additional_data=additional, timestamp=timestamp, name=name)
 
 
@@ -121,11 +134,11 @@ def judgment_drift(
     "score_ks_pvalue": p}); per column: Evidently's chosen test, its score and threshold, whether it
     flagged drift, and the reference/current means (for judged_serendipitous: the share judged).
     """
+    check_version()
     from evidently import DataDefinition, Dataset
     from evidently.metrics import ValueDrift
     from evidently.presets import DataDriftPreset
 
-    check_version()
     cols = list(DRIFT_COLUMNS)
     definition = DataDefinition(
         numerical_columns=list(NUMERICAL_COLUMNS), categorical_columns=list(CATEGORICAL_COLUMNS)
@@ -195,10 +208,10 @@ def judgment_quality(
 
     Returns (snapshot, {"current": {"precision", "recall", "rows"}, "reference": {...} or absent}).
     """
+    check_version()
     from evidently import BinaryClassification, DataDefinition, Dataset
     from evidently.metrics import Precision, Recall
 
-    check_version()
     cols = ["judged_serendipitous", FEEDBACK]
     definition = DataDefinition(
         classification=[BinaryClassification(target=FEEDBACK, prediction_labels="judged_serendipitous", pos_label=1)],
@@ -268,10 +281,10 @@ def recsys_quality(
     (relevance, >0 = relevant) and the item feature columns; `*_train`: user_id, item_id and the same
     features (the interactions that define popularity and each user's history).
     """
+    check_version()
     from evidently import DataDefinition, Dataset, Recsys
     from evidently.metrics import Diversity, Novelty, Personalization, PopularityBiasMetric, Serendipity
 
-    check_version()
     feats = list(item_features)
     ranking = Recsys(user_id="user_id", item_id="item_id", target="target", prediction="prediction")
     definition = DataDefinition(ranking=[ranking], numerical_columns=["prediction", "target", *feats])
@@ -332,9 +345,9 @@ def add_to_workspace(
     workspace: str | Path, snapshots: Sequence[tuple[str, Any]], project: str = WORKSPACE_PROJECT
 ) -> dict[str, Any]:
     """Store snapshots in a local Evidently workspace (browse with `evidently ui --workspace DIR`)."""
+    check_version()
     from evidently.ui.workspace import Workspace
 
-    check_version()
     Path(workspace).mkdir(parents=True, exist_ok=True)
     ws = Workspace(str(workspace))
     found = ws.search_project(project)

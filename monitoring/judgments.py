@@ -239,7 +239,7 @@ def attach_feedback(
         return out
     pos = interactions.loc[is_positive(interactions), ["user_id", "item_id", "timestamp"]]
     pos = pos.assign(user_id=pos["user_id"].astype(str), item_id=pos["item_id"].astype(str))
-    left = out[["user_id", "item_id", "event_timestamp"]].reset_index().rename(columns={"index": "_row"})
+    left = out[["user_id", "item_id", "event_timestamp"]].reset_index(drop=True).assign(_row=np.arange(len(out)))
     m = left.merge(pos, on=["user_id", "item_id"], how="inner")
     after = m["timestamp"] > m["event_timestamp"]
     if horizon is not None:
