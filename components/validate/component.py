@@ -1,9 +1,11 @@
 """Validation gate: exported scorer vs the torch scorer on held-out candidates (parity, AUC, latency).
 
-Outputs `passed` ("true"/"false") for the pipeline's dsl.If; the full report is an artifact.
+Returns `passed` ("true"/"false") as its single parameter output `Output`, which the pipeline's
+dsl.If tests (`validate.outputs["Output"] == "true"`): kfp.local 2.17 evaluates a condition on a
+task output only when the channel is `<task>-Output`; a NamedTuple output named `passed` fails to
+resolve there and the false branch is taken silently. The full report is the `report` artifact
+(JSON, `passed` also in its metadata), the gate values are metrics.
 """
-
-from typing import NamedTuple
 
 from kfp import dsl
 from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
@@ -22,10 +24,8 @@ def validate_scorer(
     max_abs_diff: float = 0.001,
     auc_delta: float = 0.005,
     seed: int = 0,
-) -> NamedTuple("Outputs", [("passed", str)]):
+) -> str:
     """passed: "true" when every evaluable gate passed (skipped gates, e.g. no GPU, do not fail)."""
-    from collections import namedtuple
-
     from seren.registry.steps import validate_step
 
     result, flat = validate_step(
@@ -34,4 +34,4 @@ def validate_scorer(
     for key, value in flat.items():
         metrics.log_metric(key, value)
     report.metadata["passed"] = bool(result["passed"])
-    return namedtuple("Outputs", ["passed"])("true" if result["passed"] else "false")
+    return "true" if result["passed"] else "false"
