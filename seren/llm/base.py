@@ -193,7 +193,7 @@ def load_causal_lm(path_or_name: str | os.PathLike[str], dtype: torch.dtype = to
     try:
         tok = AutoTokenizer.from_pretrained(str(path))
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype)
-    except (OSError, ValueError, KeyError) as e:
+    except Exception as e:  # OSError, SafetensorError (truncated file), size mismatches, ...: all one line
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise SerenError(
             f"cannot load causal LM from {path}: {first}", "pass a complete save_pretrained directory"

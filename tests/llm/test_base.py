@@ -82,3 +82,14 @@ def test_smollm2_import_once_and_reuse() -> None:
     model, tok = load_causal_lm("smollm2")
     assert sum(p.numel() for p in model.parameters()) == meta["n_params"]
     assert tok.chat_template and "<|im_start|>assistant" in tok.chat_template
+
+
+def test_truncated_weights_fail_in_one_line(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "model.safetensors").write_bytes((tiny_model_dir / "model.safetensors").read_bytes()[:1000])
+    with pytest.raises(SerenError, match="cannot load causal LM") as e:
+        load_causal_lm(broken)
+    assert "\n" not in e.value.line()
