@@ -124,13 +124,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
 
+    import torch
+
     from seren.data.movielens import load_movielens
     from seren.data.synthetic import SyntheticConfig, generate
     from seren.io import write_json
 
+    info = machine()
+    # one intra-op thread for the whole process, as a serving/nearline process would run it: the
+    # library switches to one thread per call anyway, and switching back and forth costs ~15 ms
+    # per single-user call on this shared machine
+    torch.set_num_threads(1)
     epochs = 3 if args.quick else args.epochs
     defaults = dict(epochs=epochs, max_len=50, dim=64, n_blocks=2, patience=5, seed=0)
-    res: dict[str, Any] = {"benchmark": "seqrec", "machine": machine(), "datasets": {}}
+    res: dict[str, Any] = {"benchmark": "seqrec", "machine": info, "datasets": {}}
     with tempfile.TemporaryDirectory() as tmp:
         res["datasets"]["synthetic_default"] = run("synthetic", generate(SyntheticConfig()), defaults, Path(tmp))
         if (args.movielens / "ratings.csv").is_file():

@@ -501,9 +501,9 @@ def _loss(net: SASRec, batch: torch.Tensor, cfg: SeqRecConfig, gen: torch.Genera
     h, tgt = h[valid], tgt[valid]
     w = net.item_emb.weight
     pos = (h * w[tgt]).sum(-1)
-    n_items = w.shape[0] - 1
-    if cfg.loss == "bce":
-        neg_i = torch.randint(1, n_items + 1, tgt.shape, generator=gen)
+    n_items, dev = w.shape[0] - 1, w.device
+    if cfg.loss == "bce":  # negatives drawn on the CPU generator (same stream on any device), then moved
+        neg_i = torch.randint(1, n_items + 1, tgt.shape, generator=gen).to(dev)
         neg = (h * w[neg_i]).sum(-1)
         keep = neg_i != tgt
         return F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos)) + F.binary_cross_entropy_with_logits(
@@ -511,10 +511,10 @@ def _loss(net: SASRec, batch: torch.Tensor, cfg: SeqRecConfig, gen: torch.Genera
         )
     if cfg.n_negatives >= n_items:  # the sample would cover the catalogue: exact softmax
         return F.cross_entropy(h @ w[1:].T, tgt - 1)
-    neg_i = torch.randint(1, n_items + 1, (cfg.n_negatives,), generator=gen)
+    neg_i = torch.randint(1, n_items + 1, (cfg.n_negatives,), generator=gen).to(dev)
     neg = (h @ w[neg_i].T).masked_fill(neg_i[None, :] == tgt[:, None], -math.inf)
     logits = torch.cat([pos[:, None], neg], dim=1)
-    return F.cross_entropy(logits, torch.zeros(len(tgt), dtype=torch.long))
+    return F.cross_entropy(logits, torch.zeros(len(tgt), dtype=torch.long, device=dev))
 
 
 def _fingerprint(cfg: SeqRecConfig, item_ids: Sequence[str], train: Mapping[str, list[str]]) -> str:

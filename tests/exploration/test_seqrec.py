@@ -256,3 +256,14 @@ def test_bad_input(small_dataset: Path, tmp_path: Path, trained: tuple[Path, Seq
     empty = pd.DataFrame(columns=ds.interactions.columns)
     with pytest.raises(DataError):
         train_seqrec(empty, tmp_path / "m", epochs=1)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (none on this machine)")
+def test_train_and_recommend_on_gpu(small_dataset: Path, tmp_path: Path) -> None:
+    ds = load_dataset(small_dataset)
+    gpu = train_seqrec(ds, tmp_path / "g", epochs=2, patience=5, device="cuda", progress=False, **TINY)
+    cpu = SeqRecModel.load(tmp_path / "g")  # the saved model loads on the CPU
+    hs = list(user_histories(ds).values())[:20]
+    assert torch.allclose(gpu.score_histories(hs), cpu.score_histories(hs), atol=1e-4)
+    assert [i for i, _ in gpu.recommend(hs[0])] == [i for i, _ in cpu.recommend(hs[0])]
