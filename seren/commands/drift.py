@@ -30,8 +30,9 @@ def _show(res: dict[str, Any]) -> None:
     )
     if res["columns"]:
         t = Table(title="judgment drift (Evidently)")
-        for c in ("column", "test", "score", "threshold", "drift", "reference mean", "current mean"):
-            t.add_column(c)
+        t.add_column("column", no_wrap=True, min_width=max(len(c["column"]) for c in res["columns"]))
+        for c in ("test", "score", "threshold", "drift", "reference mean", "current mean"):
+            t.add_column(c, overflow="fold")
         for c in res["columns"]:
             t.add_row(
                 c["column"],
@@ -60,8 +61,9 @@ def _show(res: dict[str, Any]) -> None:
         console.print(t)
     if res["gates"]:
         t = Table(title="gates")
-        for c in ("gate", "value", "passes when", "result"):
-            t.add_column(c)
+        t.add_column("gate", no_wrap=True, min_width=max(len(g["name"]) for g in res["gates"]))
+        for c in ("value", "passes when", "result"):
+            t.add_column(c, overflow="fold")
         for g in res["gates"]:
             result = (
                 f"skipped: {g['skipped']}" if g["skipped"] else ("[green]pass[/]" if g["passed"] else "[red]fail[/]")
