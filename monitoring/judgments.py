@@ -137,7 +137,7 @@ def load_judgments(path: str | os.PathLike[str], source: str = "judgments") -> p
     if not p.exists():
         raise ConfigError(
             f"{source} judgments not found at {p}",
-            f"pass --{source} FILE_OR_DIR, or write them with monitoring.judgments "
+            f"pass --{source} FILE_OR_DIR (pipeline parameter {source}=...), or write them with monitoring.judgments "
             f"({'write_reference' if source == 'reference' else 'append_judgments'})",
         )
     if p.is_dir():
@@ -149,6 +149,34 @@ def load_judgments(path: str | os.PathLike[str], source: str = "judgments") -> p
     else:
         df = _read_one(p)
     return validate_judgments(df, str(p))
+
+
+def build_judgments(
+    scores: pd.DataFrame,
+    profiles: pd.DataFrame,
+    item_popularity: pd.DataFrame,
+    threshold: float = 0.5,
+    judged_at: datetime | pd.Timestamp | None = None,
+) -> pd.DataFrame:
+    """Judgment rows from what a scorer already has at hand.
+
+    scores: user_id, item_id, score (+ optional event_timestamp, and feedback/label 0/1 for validation
+    data); profiles: user_id, profile_tokens, category_entropy (`seren.profiles.build_profiles` output);
+    item_popularity: item_id, popularity (the item_features view). judged_serendipitous = score >= threshold;
+    event_timestamp defaults to `judged_at`, else now.
+    """
+    out = scores.copy()
+    if FEEDBACK not in out.columns and "label" in out.columns:
+        out[FEEDBACK] = out["label"]
+    if "event_timestamp" not in out.columns:
+        out["event_timestamp"] = pd.Timestamp(judged_at) if judged_at is not None else pd.Timestamp.now(tz="UTC")
+    out["judged_serendipitous"] = (out["score"] >= threshold).astype(int)
+    prof = profiles[["user_id", "profile_tokens", "category_entropy"]].drop_duplicates("user_id", keep="last")
+    pop = item_popularity[["item_id", "popularity"]].drop_duplicates("item_id", keep="last")
+    out = out.merge(prof, on="user_id", how="left").merge(
+        pop.rename(columns={"popularity": "candidate_popularity"}), on="item_id", how="left"
+    )
+    return validate_judgments(out[[*JUDGMENT_COLUMNS, *([FEEDBACK] if FEEDBACK in out.columns else [])]])
 
 
 def write_reference(df: pd.DataFrame, path: str | os.PathLike[str] | None = None) -> Path:

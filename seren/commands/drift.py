@@ -80,13 +80,13 @@ def drift(
         None,
         "--reference",
         "-r",
-        help="Reference judgments (parquet/csv file or folder) [default: $SEREN_HOME/monitoring/reference_judgments.parquet].",
+        help="Reference judgments (parquet/csv file or folder) (default: $SEREN_HOME/monitoring/reference_judgments.parquet).",
     ),
     current: Path | None = typer.Option(
         None,
         "--current",
         "-c",
-        help="Current (nearline) judgments, file or folder of parts [default: $SEREN_HOME/monitoring/judgments].",
+        help="Current (nearline) judgments, file or folder of parts (default: $SEREN_HOME/monitoring/judgments).",
     ),
     window: str = typer.Option("1d", "--window", "-w", help="Current window length (30m, 12h, 1d, 2w) or 'all'."),
     end: str = typer.Option("now", "--end", help="Window end: now, latest (newest judgment) or an ISO time."),
@@ -94,10 +94,10 @@ def drift(
         None, "--dataset", "-d", help="Dataset folder: feedback from its interactions + recommender quality."
     ),
     reports_dir: Path | None = typer.Option(
-        None, "--reports-dir", help="Where runs are written [default: $SEREN_HOME/reports]."
+        None, "--reports-dir", help="Where runs are written (default: $SEREN_HOME/reports)."
     ),
     workspace: Path | None = typer.Option(
-        None, "--workspace", help="Evidently workspace [default: $SEREN_HOME/evidently_workspace]."
+        None, "--workspace", help="Evidently workspace (default: $SEREN_HOME/evidently_workspace)."
     ),
     no_workspace: bool = typer.Option(False, "--no-workspace", help="Do not store snapshots in a workspace."),
     k: int = typer.Option(10, "--k", help="Slate length for the recommender-quality metrics."),

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pandas as pd
@@ -136,3 +141,44 @@ def test_feedback_quality_and_precision_drop_gate(judgment_files) -> None:
     assert bad["quality"]["reference"]["precision"] == 1.0 and bad["quality"]["current"]["precision"] == 0.0
     drop = next(g for g in bad["gates"] if g["name"] == "precision_drop")
     assert drop["value"] == 1.0 and not drop["passed"] and bad["status"] == "fail"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.integration
+def test_evidently_ui_serves_the_workspace(judgment_files, tmp_path: Path) -> None:
+    """`evidently ui --workspace DIR`, started for real on a free loopback port, lists the run's snapshots."""
+    res = run_drift(judgment_files.reference, judgment_files.current_drift, workspace=tmp_path / "ws")
+    port = _free_port()
+    evidently = Path(sys.executable).parent / "evidently"
+    env = {**os.environ, "DO_NOT_TRACK": "1"}  # no usage telemetry from the UI service
+    cmd = [str(evidently), "ui", "--workspace", str(tmp_path / "ws"), "--host", "127.0.0.1", "--port", str(port)]
+    with open(tmp_path / "ui.log", "w") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+    try:
+        url, deadline, projects = f"http://127.0.0.1:{port}/api/projects", time.monotonic() + 180, None
+        while projects is None and time.monotonic() < deadline and proc.poll() is None:
+            try:
+                with urllib.request.urlopen(url, timeout=2) as r:
+                    projects = json.load(r)
+            except OSError:
+                time.sleep(0.5)
+        assert projects is not None, (tmp_path / "ui.log").read_text()[-2000:]
+        (project,) = [p for p in projects if p["name"] == "seren-monitoring"]
+        assert project["id"] == res["workspace"]["project_id"]
+        with urllib.request.urlopen(f"{url}/{project['id']}/snapshots", timeout=10) as r:
+            snapshots = json.load(r)
+        assert {s["id"] for s in snapshots} == set(res["workspace"]["snapshots"].values())
+        names = sorted(s["name"] for s in snapshots)
+        assert names == [f"judgment_drift {res['run_id']}"] and snapshots[0]["metadata"]["run_id"] == res["run_id"]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

@@ -14,6 +14,7 @@ from monitoring.judgments import (
     JUDGMENT_COLUMNS,
     append_judgments,
     attach_feedback,
+    build_judgments,
     drift_frame,
     in_window,
     load_judgments,
@@ -174,3 +175,20 @@ def test_gates_evaluate_and_reject_bad_thresholds() -> None:
         Gates.from_dict({"max_psi": 0.3})
     with pytest.raises(ConfigError, match="gate max_drift_share"):
         Gates.from_dict({"max_drift_share": 1.5})
+
+
+def test_build_judgments_from_scores_profiles_and_popularity() -> None:
+    scores = pd.DataFrame({"user_id": ["u1", "u1", "u2"], "item_id": ["a", "b", "a"], "score": [0.7, 0.2, 0.5]})
+    scores["label"] = [1, 0, 0]
+    profiles = pd.DataFrame({"user_id": ["u1", "u2"], "profile_tokens": [120, 64], "category_entropy": [1.5, 0.0]})
+    pop = pd.DataFrame({"item_id": ["a", "b"], "popularity": [0.02, 0.001]})
+    out = build_judgments(scores, profiles, pop, threshold=0.5, judged_at=T0)
+    assert out["judged_serendipitous"].tolist() == [1, 0, 1]  # score >= threshold
+    assert out["profile_tokens"].tolist() == [120, 120, 64] and out["candidate_popularity"].tolist() == [
+        0.02,
+        0.001,
+        0.02,
+    ]
+    assert out["feedback"].tolist() == [1, 0, 0] and (out["event_timestamp"] == T0).all()
+    with pytest.raises(DataError, match="'category_entropy': 1 empty value"):
+        build_judgments(scores.assign(user_id=["u1", "u1", "u3"]), profiles, pop)
