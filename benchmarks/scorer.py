@@ -8,13 +8,15 @@ Methods:
   naive        model(...).logits: full vocabulary at every position, then pick Yes/No at the last
   head         ScoringHead on the same padded batch: decoder once, last position, 2 LM-head rows
   head+prefix  SerenScorer.score: head + the batch's common token prefix run once (KV cache reuse)
-  generate     model.generate(max_new_tokens=1) per item, unbatched
-The CPU limit is FLOP-based: 2 x params x prompt tokens per item at the measured fp32 matmul rate.
-The machine is shared with other jobs: load average is recorded; best-of-N and median are both kept.
+  generate     model.generate(max_new_tokens=1) per item, unbatched (on the first --gen-items)
+The limit is FLOP-based: 2 x params x prompt tokens per item at the measured fp32 GEMM rate.
 
-Methods run interleaved, round by round, so a noisy neighbour slows all of them alike.
+The CPU may be shared with other jobs. Methods therefore run interleaved, round by round, and
+both wall time and this process's CPU time are recorded. With `--threads 1` (the default) CPU
+time is the robust measure: it does not grow when a neighbour takes the core, whereas with 2+
+threads OpenMP barriers spin while a sibling thread is descheduled. items/CPU-s are per core.
 
-Run: .venv/bin/python benchmarks/scorer.py [--repeats 3] [--model smollm2]
+Run: .venv/bin/python benchmarks/scorer.py [--repeats 3] [--threads 1] [--model smollm2]
 """
 
 from __future__ import annotations
@@ -37,20 +39,21 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 OUT = Path(__file__).resolve().parent / "results" / "scorer.json"
 
 
-def matmul_gflops(n: int = 1024, seconds: float = 2.0) -> float:
-    """Sustained fp32 GEMM rate with this process's torch threads (the physical ceiling here)."""
+def gemm_rate(n: int = 1024, seconds: float = 2.0) -> dict[str, float]:
+    """Sustained fp32 GEMM GFLOP/s per wall second and per CPU second (the ceiling for a forward pass)."""
     a, b = torch.randn(n, n), torch.randn(n, n)
     for _ in range(3):
         a @ b
-    reps, t0 = 0, time.perf_counter()
+    reps, t0, c0 = 0, time.perf_counter(), time.process_time()
     while time.perf_counter() - t0 < seconds:
         a @ b
         reps += 1
-    return 2 * n**3 * reps / (time.perf_counter() - t0) / 1e9
+    flop = 2 * n**3 * reps / 1e9
+    return {"wall": flop / (time.perf_counter() - t0), "cpu": flop / (time.process_time() - c0)}
 
 
 def workload(tokenizer, n_users: int, per_user: int, seed: int = 0) -> tuple[list[str], list[str]]:
-    """Real cognition profiles of synthetic users and unseen candidate items (realistic lengths)."""
+    """Real cognition profiles of synthetic users and candidate items (realistic lengths)."""
     from seren.data.synthetic import SyntheticConfig, generate
     from seren.profiles import build_profiles
 
@@ -68,7 +71,20 @@ def workload(tokenizer, n_users: int, per_user: int, seed: int = 0) -> tuple[lis
     return profiles, texts
 
 
-def run(model: str, repeats: int, gen_repeats: int, gen_items: int) -> dict:
+def summarise(k: int, wall: list[float], cpu: list[float]) -> dict[str, float]:
+    return {
+        "items": k,
+        "rounds": len(wall),
+        "wall_s_median": round(statistics.median(wall), 3),
+        "wall_s_best": round(min(wall), 3),
+        "cpu_s_median": round(statistics.median(cpu), 3),
+        "items_per_s_wall_median": round(k / statistics.median(wall), 3),
+        "items_per_s_wall_best": round(k / min(wall), 3),
+        "items_per_cpu_s": round(k / statistics.median(cpu), 3),
+    }
+
+
+def run(model: str, repeats: int, gen_items: int) -> dict:
     from seren.llm.base import resolve_base_model
     from seren.llm.scorer import SerenScorer
 
@@ -78,9 +94,10 @@ def run(model: str, repeats: int, gen_repeats: int, gen_items: int) -> dict:
     load_s = time.perf_counter() - t0
     n_params = sum(p.numel() for p in scorer.model.parameters())
     head_params = scorer.model.get_output_embeddings().weight.numel()
-    rate = matmul_gflops()
+    rate = gemm_rate()
     print(
-        f"model {path} ({n_params / 1e6:.1f}M params), loaded in {load_s:.1f}s; fp32 GEMM {rate:.0f} GFLOP/s",
+        f"model {path} ({n_params / 1e6:.1f}M params) loaded in {load_s:.1f}s; fp32 GEMM "
+        f"{rate['wall']:.1f} GFLOP/s wall, {rate['cpu']:.1f} per CPU-s; {torch.get_num_threads()} threads",
         flush=True,
     )
 
@@ -91,8 +108,6 @@ def run(model: str, repeats: int, gen_repeats: int, gen_items: int) -> dict:
         n = len(items)
         tokens = mask.sum(1).double()
         mean_tokens = float(tokens.mean())
-        profile_tokens = [len(scorer.tokenizer(p)["input_ids"]) for p in profiles]
-        item_tokens = [len(scorer.tokenizer(i)["input_ids"]) for i in items]
 
         def head_fn(ids=ids, mask=mask) -> np.ndarray:
             with torch.inference_mode():
@@ -102,74 +117,59 @@ def run(model: str, repeats: int, gen_repeats: int, gen_items: int) -> dict:
             "naive": lambda p=profiles, i=items, n=n: scorer.naive_score(p, i, batch_size=n),
             "head": head_fn,
             "head+prefix": lambda p=profiles, i=items, n=n: scorer.score(p, i, batch_size=n),
-            # Unbatched by design: a subset keeps the run short; items/s is per item either way.
             "generate": lambda p=profiles, i=items: scorer.generate_score(p[:gen_items], i[:gen_items]),
         }
-        # Interleave methods round by round: the CPU is shared, so each method sees the same contention.
-        times: dict[str, list[float]] = {m: [] for m in methods}
-        scores: dict[str, np.ndarray] = {m: fn() for m, fn in methods.items() if m != "generate"}  # warm-up
+        scores = {m: fn() for m, fn in methods.items()}  # warm-up + outputs for the agreement check
+        wall: dict[str, list[float]] = {m: [] for m in methods}
+        cpu: dict[str, list[float]] = {m: [] for m in methods}
         for r in range(repeats):
             for m, fn in methods.items():
-                if m == "generate" and r >= gen_repeats:
-                    continue
-                t0 = time.perf_counter()
-                scores[m] = fn()
-                times[m].append(time.perf_counter() - t0)
+                t, c = time.perf_counter(), time.process_time()
+                fn()
+                wall[m].append(time.perf_counter() - t)
+                cpu[m].append(time.process_time() - c)
+            print(f"  {name} round {r + 1}: " + ", ".join(f"{m} {cpu[m][-1]:.1f} CPU-s" for m in methods), flush=True)
+        rows = {m: summarise(gen_items if m == "generate" else n, wall[m], cpu[m]) for m in methods}
+        for m, row in rows.items():
+            row["speedup_vs_naive_cpu"] = round(row["items_per_cpu_s"] / rows["naive"]["items_per_cpu_s"], 2)
+            row["speedup_vs_naive_wall"] = round(
+                row["items_per_s_wall_median"] / rows["naive"]["items_per_s_wall_median"], 2
+            )
+            row["max_abs_diff_vs_naive"] = float(np.abs(scores[m] - scores["naive"][: len(scores[m])]).max())
             print(
-                f"  {name} round {r + 1}: " + ", ".join(f"{m} {t[-1]:.2f}s" for m, t in times.items() if t), flush=True
+                f"  {name:14s} {m:12s} {row['items_per_cpu_s']:7.2f} items/CPU-s  "
+                f"{row['items_per_s_wall_median']:7.2f} items/s wall  x{row['speedup_vs_naive_cpu']} vs naive",
+                flush=True,
             )
-        rows: dict[str, dict] = {}
-        for m, ts in times.items():
-            k = gen_items if m == "generate" else n
-            best, med = min(ts), statistics.median(ts)
-            rows[m] = {
-                "items": k,
-                "rounds": len(ts),
-                "seconds_best": round(best, 4),
-                "seconds_median": round(med, 4),
-                "items_per_s_best": round(k / best, 3),
-                "items_per_s_median": round(k / med, 3),
-            }
-            print(f"  {name:14s} {m:12s} {k / best:8.2f} items/s best  {k / med:8.2f} median", flush=True)
-        for m in rows:
-            rows[m]["speedup_vs_naive_best"] = round(rows[m]["items_per_s_best"] / rows["naive"]["items_per_s_best"], 2)
-            rows[m]["speedup_vs_naive_median"] = round(
-                rows[m]["items_per_s_median"] / rows["naive"]["items_per_s_median"], 2
-            )
-            k = len(scores[m])
-            rows[m]["max_abs_diff_vs_naive"] = float(np.abs(scores[m] - scores["naive"][:k]).max())
-        # Physical ceilings at the measured GEMM rate.
-        full_limit = rate * 1e9 / (2 * n_params * mean_tokens)
-        body_limit = rate * 1e9 / (2 * (n_params - head_params) * mean_tokens)
+        # FLOP ceilings per CPU-second at the measured GEMM rate (per core).
+        full_limit = rate["cpu"] * 1e9 / (2 * n_params * mean_tokens)
+        body_limit = rate["cpu"] * 1e9 / (2 * (n_params - head_params) * mean_tokens)
         results[name] = {
             "n_items": n,
             "n_users": n_users,
             "prompt_tokens_mean": round(mean_tokens, 1),
             "prompt_tokens_max": int(tokens.max()),
             "padded_width": int(ids.shape[1]),
-            "profile_tokens_mean": round(float(np.mean(profile_tokens)), 1),
-            "item_tokens_mean": round(float(np.mean(item_tokens)), 1),
+            "profile_tokens_mean": round(float(np.mean([len(scorer.tokenizer(p)["input_ids"]) for p in profiles])), 1),
+            "item_tokens_mean": round(float(np.mean([len(scorer.tokenizer(i)["input_ids"]) for i in items])), 1),
             "methods": rows,
-            "flop_limit_items_per_s_full_forward": round(full_limit, 2),
-            "flop_limit_items_per_s_without_lm_head": round(body_limit, 2),
-            "head_fraction_of_flop_limit": round(rows["head"]["items_per_s_best"] / full_limit, 3),
+            "flop_limit_items_per_cpu_s_full_forward": round(full_limit, 3),
+            "flop_limit_items_per_cpu_s_without_lm_head": round(body_limit, 3),
+            "head_fraction_of_body_flop_limit": round(rows["head"]["items_per_cpu_s"] / body_limit, 3),
         }
         print(
-            f"  {name}: {mean_tokens:.0f} tokens/prompt; FLOP limit {full_limit:.1f} items/s "
-            f"(2 x {n_params / 1e6:.1f}M x tokens), {body_limit:.1f} without the LM head; "
-            f"head+prefix vs naive {rows['head+prefix']['speedup_vs_naive_best']}x, head vs naive "
-            f"{rows['head']['speedup_vs_naive_best']}x",
+            f"  {name}: {mean_tokens:.0f} tokens/prompt; FLOP limit {full_limit:.2f} items/CPU-s "
+            f"(2 x {n_params / 1e6:.1f}M x tokens), {body_limit:.2f} without the LM head",
             flush=True,
         )
-    rate_end = matmul_gflops()
-    print(f"fp32 GEMM at the end: {rate_end:.0f} GFLOP/s", flush=True)
+    rate_end = gemm_rate()
     return {
         "model": str(path),
-        "fp32_gemm_gflops_end": round(rate_end, 1),
         "n_params": n_params,
         "lm_head_params": head_params,
         "load_seconds": round(load_s, 2),
-        "fp32_gemm_gflops": round(rate, 1),
+        "fp32_gemm_gflops": {k: round(v, 1) for k, v in rate.items()},
+        "fp32_gemm_gflops_end": {k: round(v, 1) for k, v in rate_end.items()},
         "target": "head-only scorer >= 3x items/s of the naive full-logits forward on the same batch",
         "workloads": results,
     }
@@ -184,7 +184,6 @@ def machine() -> dict:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "load_average": [round(x, 2) for x in os.getloadavg()],
-        "note": "CPU shared with other jobs while measured; see load_average",
     }
 
 
@@ -192,13 +191,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--gen-repeats", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: CPU time is contention-proof)")
     ap.add_argument("--gen-items", type=int, default=8, help="items scored by the unbatched generate() method")
     args = ap.parse_args()
+    torch.set_num_threads(args.threads)
     from seren.io import write_json
 
     info = machine()
-    res = run(args.model, args.repeats, args.gen_repeats, args.gen_items)
+    res = run(args.model, args.repeats, args.gen_items)
     info["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     res["machine"] = info
     res["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
