@@ -112,15 +112,23 @@ def _serve_and_query(model_dir: Path, dataset_dir: Path, say: Say) -> dict[str, 
     from seren.data import load_dataset
     from seren.llm.base import load_causal_lm
     from seren.profiles import build_profiles
+    from seren.registry.config import load_environments
     from serving.client import SerenClient
     from serving.export import export_onnx
     from serving.model_repository import build_model_repository
     from serving.triton import TritonServer
 
-    say("\n== serving: export ONNX, build the Triton model repository, start tritonserver, query")
-    repo = seren_home() / "triton" / "model_repository"
-    onnx_path = export_onnx(model_dir, seren_home() / "serving" / "scorer.onnx")
-    build_model_repository(onnx_path, model_dir, repo, target="local")
+    # The training pipeline deploys a validated model to dev; serve that repository. When the
+    # validation gate stopped the deploy, build a repository from the trained model instead.
+    repo = load_environments().env("dev").model_repository
+    onnx_path: Path | None = None
+    if (repo / "serengpt").is_dir():
+        say(f"\n== serving the dev environment's repository {repo} on tritonserver")
+    else:
+        say("\n== no dev deployment (validation gate closed?): export ONNX and build a repository")
+        repo = seren_home() / "triton" / "model_repository"
+        onnx_path = export_onnx(model_dir, seren_home() / "serving" / "scorer.onnx")
+        build_model_repository(onnx_path, model_dir, repo, target="local")
     ds = load_dataset(dataset_dir)
     _, tok = load_causal_lm(model_dir)
     users = sorted(ds.interactions["user_id"].unique())[:3]
@@ -136,5 +144,5 @@ def _serve_and_query(model_dir: Path, dataset_dir: Path, say: Say) -> dict[str, 
             results[u] = {i: round(float(s), 4) for i, s in zip(cands, scores, strict=True)}
             say(f"   {u}: " + ", ".join(f"{items.loc[i, 'title']} -> {s:.3f}" for i, s in results[u].items()))
         url = server.http_url
-    say(f"   served at {url} (stopped with the demo; `seren serve --build-from {model_dir}` serves it again)")
-    return {"model_repository": str(repo), "onnx": str(onnx_path), "sample_scores": results, "url": url}
+    say(f"   served at {url} (stopped with the demo; `seren serve {repo}` serves it again)")
+    return {"model_repository": str(repo), "onnx": str(onnx_path or ""), "sample_scores": results, "url": url}
