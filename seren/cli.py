@@ -62,7 +62,7 @@ _discover()
 def main(argv: list[str] | None = None) -> None:
     """Entry point: SerenError -> one line on stderr and its exit code, never a traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        rc = app(args=argv, standalone_mode=False)
     except SerenError as exc:
         typer.echo(f"error: {exc.line()}", err=True)
         sys.exit(exc.exit_code)
@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> None:
             exc.show()
             sys.exit(exc.exit_code)
         raise
+    # Non-standalone click returns a typer.Exit's code instead of exiting: honour it.
+    if isinstance(rc, int) and rc:
+        sys.exit(rc)
 
 
 if __name__ == "__main__":
