@@ -8,8 +8,9 @@ promotion to the same environment fails at once):
    current version (not worse beyond the tolerance). The last two yield to ``force`` + a reason.
 2. deploy: the version's ONNX + tokenizer become a new Triton version number in the environment's
    model repository (serving.model_repository.build_model_repository); with a live Triton URL the
-   tokenizer, scorer and ensemble are (re)loaded through the model-control API, readiness and the
-   loaded version are checked, and a smoke inference must match ONNX Runtime in-process. Without a
+   ensemble is (re)loaded through the model-control API (which reloads its tokenizer and scorer),
+   Triton must then report exactly the new version READY for all three (it can keep an old scorer
+   serving when the new one fails to load), and a smoke inference must match ONNX Runtime in-process. Without a
    URL, ``verify: local-triton`` does the same against a temporary tritonserver on the repository.
 3. commit: the environment's pointer is compare-and-swapped from the generation read in step 1.
 
@@ -340,24 +341,27 @@ def _run_locked(
 ) -> dict[str, Any]:
     """Deploy `version` and swap the pointer from `ptr`; roll back + audit on any failure."""
     man = reg.manifest(model, version)
-    if not man.get("has_onnx"):
-        raise PromotionRefused(f"{model} v{version} has no ONNX export", "register it with --onnx")
-    only = [ONNX_DIR, TOKENIZER_DIR] + [
-        r for r in man["files"] if r.startswith(f"{MODEL_DIR}/") and not r.endswith((".safetensors", ".bin"))
-    ]
-    vdir = reg.local_copy(model, version, only=only)
+    try:
+        if not man.get("has_onnx"):
+            raise PromotionRefused(f"{model} v{version} has no ONNX export", "register it with an ONNX export (--onnx)")
+        only = [ONNX_DIR, TOKENIZER_DIR] + [
+            r for r in man["files"] if r.startswith(f"{MODEL_DIR}/") and not r.endswith((".safetensors", ".bin"))
+        ]
+        vdir = reg.local_copy(model, version, only=only)  # hash-checked: what is deployed is what was registered
+    except SerenError as exc:
+        attempt.finish("refused", exc.problem)
+        raise
     repo = Path(env.model_repository)
     n = max(triton_versions(repo), default=0) + 1
     try:
         info = deploy_version(env, vdir, n, cfg.promotion.smoke_tolerance)
-    except SerenError as exc:
-        attempt.finish("failed", exc.problem, triton_version=n, rolled_back=getattr(exc, "rollback", True))
+    except Exception as exc:
+        problem = exc.problem if isinstance(exc, SerenError) else f"{type(exc).__name__}: {exc}"
+        fix = exc.fix if isinstance(exc, SerenError) else "see the Triton log and the model repository"
+        attempt.finish("failed", problem, triton_version=n, rolled_back=getattr(exc, "rollback", True))
+        kept = f" (v{ptr.version} keeps serving)" if ptr.version else ""
         raise DeploymentError(
-            f"promotion of {model} v{version} to {env.name} failed and was rolled back "
-            f"(v{ptr.version} keeps serving): {exc.problem}"
-            if ptr.version
-            else f"promotion of {model} v{version} to {env.name} failed and was rolled back: {exc.problem}",
-            exc.fix,
+            f"promotion of {model} v{version} to {env.name} failed and was rolled back{kept}: {problem}", fix
         ) from None
     data = {
         "model": model,

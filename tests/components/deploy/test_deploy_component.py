@@ -101,6 +101,13 @@ def test_release_steps_local(kfp_local, tiny_model_dir: Path, tmp_path: Path) ->
     assert res["result"] == "ok" and res["version"] == 1
     dep = res["deployment"]
     assert dep["verification"].startswith("local-triton") and dep["smoke"]["max_abs_diff"] <= 1e-3
+    reports = list(root.rglob("validate-scorer/report"))
+    assert len(reports) == 1 and json.loads(reports[0].read_text())["passed"] is True
     reg = Registry(tmp_path / "registry")
-    assert reg.pointer("serengpt", "dev").version == 1 and reg.manifest("serengpt", 1)["metrics"] == {"roc_auc": 0.7}
+    man = reg.manifest("serengpt", 1)
+    assert reg.pointer("serengpt", "dev").version == 1 and man["metrics"] == {"roc_auc": 0.7}
+    assert man["validation"]["passed"] and {"evaluation.md", "onnx/model.onnx", "model/config.json"} <= set(
+        man["files"]
+    )
+    assert man["metadata"]["model_uri"] == str(tiny_model_dir)
     assert (tmp_path / "envs" / "dev" / "serengpt" / "1" / "manifest.json").is_file()
