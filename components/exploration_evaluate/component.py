@@ -40,6 +40,7 @@ def exploration_evaluate(
         seed=seed,
         dataset_dir=dataset.path,
         publish=publish,
+        seqrec_dir=seqrec.path if seqrec is not None else None,
     )
     with open(markdown.path, "w") as fh:
         fh.write(md)

@@ -30,13 +30,7 @@ from seren.data.schema import is_positive
 from seren.errors import ConfigError, DataError
 from seren.io import atomic_dir
 
-PROMPT_TEMPLATE = (
-    "A user recently enjoyed two interest clusters, in this order:\n"
-    "1. {d1}\n"
-    "2. {d2}\n"
-    "Suggest one new interest cluster for them to explore next.\n"
-    "New interest:"
-)
+PROMPT_TEMPLATE = "Interests, in order: {d1}; then {d2}.\nA new interest to explore next:"
 
 
 def transition_prompt(d1: str, d2: str) -> str:

@@ -289,11 +289,7 @@ def run_evaluate(
     if "hr_at_10" in sq:
         md += [
             f"- next new item HR@10 {sq['hr_at_10']:.3f} / NDCG@10 {sq.get('ndcg_at_10', float('nan')):.3f} (popularity {sq.get('pop_hr_at_10', float('nan')):.3f} / {sq.get('pop_ndcg_at_10', float('nan')):.3f})",
-            *[
-                f"- {key}: {sq[key]:.3f}"
-                for key in sorted(sq)
-                if key.startswith(("novel_", "restricted_", "new_cluster"))
-            ],
+            *[f"- {key}: {sq[key]:.3f}" for key in sorted(sq) if "novel_" in key or "new_cluster" in key],
         ]
     else:
         md.append(f"- {sq.get('status', 'not trained')}")
@@ -309,6 +305,7 @@ def run_evaluate(
             report_dir=report_dir,
             dataset_dir=dataset_dir,
             model_dir=model_dir,
+            seqrec_dir=seqrec_dir,
         )
     metrics = flat_metrics(
         {
@@ -316,6 +313,7 @@ def run_evaluate(
             "recall": nov["recall"],
             "alignment": gain,
             "pair_table": report["pair_table"],
+            "seqrec": report["seqrec"],
         }
     )
     return metrics, md_text
@@ -526,7 +524,7 @@ def explore_user(
         "source": hit["source"],
     }
     out["recommendations"], out["recommendations_status"] = _restricted_recs(
-        pub, ds, inter, cl, [c["cluster_id"] for c in out["novel_clusters"]], k
+        pub, ds, inter, cl, [c["cluster_id"] for c in out["novel_clusters"]], k, seqrec
     )
     return out
 

@@ -60,7 +60,7 @@ def test_novelty_and_time_split_on_synthetic(small_transitions: Transitions) -> 
     assert (small_transitions.test["timestamp"] >= small_transitions.cutoff).all()
     tr = small_transitions.train
     assert tr["count"].sum() == len(small_transitions.history)  # min_count=1 keeps all
-    assert tr["prompt"].str.contains("1. ").all() and tr["completion"].str.startswith(" ").all()
+    assert tr["prompt"].str.contains("; then ").all() and tr["completion"].str.startswith(" ").all()
     m = small_transitions.metrics
     assert m["users_skipped_lt2_clusters"] >= 0 and m["test_triples"] == len(small_transitions.test) > 0
     frame = small_transitions.sft_frame(max_repeat=1)

@@ -14,7 +14,7 @@ from seren.exploration.workflow import run_all
 def stages(small_dataset: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
     return run_all(
         small_dataset, tmp_path_factory.mktemp("ev_comp"), base_model=str(tiny_model_dir), n_top=3, n_sub=2, max_steps=4, batch_size=4,
-        min_support=2, n_candidates=4, until="pair_table", publish="none",
+        min_support=2, n_candidates=4, seqrec_epochs=1, until="seqrec_train", publish="none",
     )["dirs"]  # fmt: skip
 
 
@@ -31,6 +31,7 @@ def test_exploration_evaluate_unit(small_dataset: Path, stages: dict, artifact, 
         model=dsl.Model(name="m", uri=stages["novelty_finetune"]),
         aligner=dsl.Model(name="a", uri=stages["feedback_alignment"]),
         table=dsl.Dataset(name="p", uri=stages["pair_table"]),
+        seqrec=dsl.Model(name="s", uri=stages["seqrec_train"]),
         report=report,
         markdown=md,
         metrics=metrics,
@@ -40,10 +41,12 @@ def test_exploration_evaluate_unit(small_dataset: Path, stages: dict, artifact, 
     rep = json.loads((Path(report.path) / "report.json").read_text())
     assert set(rep["novelty"]["recall"]) == {"novelty_llm", "random_novel", "most_frequent_for_pair", "cooccurrence"}
     assert "gain_abs" in rep["alignment"] and rep["pair_table"]["pairs"] == 36
+    assert rep["seqrec"]["hr_at_10"] >= 0 and "seqrec.pop_hr_at_10" in metrics.metadata
     text = Path(md.path).read_text()
     assert "exact-match rate" in text and "| cooccurrence |" in text
     for key in ("novelty.exact_match_rate", "novelty.llm_recall", "recall.random_novel.recall@2", "pair_table.pairs"):
         assert key in metrics.metadata
     pub = tmp_path / "pub"
     assert (pub / "pair_table.parquet").is_file() and (pub / "clusters" / "clusters.parquet").is_file()
+    assert (pub / "seqrec" / "model.pt").is_file() and not (pub / "seqrec" / "checkpoint.pt").exists()
     assert json.loads((pub / "exploration.json").read_text())["dataset"] == str(small_dataset.resolve())
