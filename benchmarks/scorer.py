@@ -175,6 +175,14 @@ def run(model: str, repeats: int, gen_items: int) -> dict:
     }
 
 
+def verdict(res: dict) -> dict:
+    """Target check per workload and method, from the CPU-time speedups (contention-proof)."""
+    return {
+        w: {m: row["speedup_vs_naive_cpu"] >= 3.0 for m, row in v["methods"].items() if m != "naive"}
+        for w, v in res["workloads"].items()
+    }
+
+
 def machine() -> dict:
     return {
         "platform": platform.platform(),
@@ -201,6 +209,7 @@ def main() -> None:
     res = run(args.model, args.repeats, args.gen_items)
     info["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     res["machine"] = info
+    res["target_met"] = verdict(res)
     res["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     write_json(OUT, res)
     print(f"wrote {OUT}")
