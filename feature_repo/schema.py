@@ -97,10 +97,15 @@ VIEWS: dict[str, ViewSpec] = {
                 ("candidate_item_ids", "list<string>"),
                 ("candidate_scores", "list<float32>"),
                 ("main_item_ids", "list<string>"),
+                ("explore_item_ids", "list<string>"),
+                ("cluster_pair", "string"),
             ),
             timedelta(days=2),
             push_source="user_candidates_push",
-            description="Top serendipitous candidates scored by SerenGPT, plus the main slate.",
+            description=(
+                "Top serendipitous candidates scored by SerenGPT, the main slate, and the exploration slate "
+                "(recommender restricted to the novel clusters of the user's last cluster pair 'c1|c2')."
+            ),
         ),
         ViewSpec(
             "novel_interests",

@@ -92,6 +92,8 @@ def test_workflow(store, ds, tmp_path: Path) -> None:
             "candidate_item_ids": [["i00001", "i00002"], ["i00003"]],
             "candidate_scores": [[0.9, 0.4], [0.7]],
             "main_item_ids": [["i00010"], []],
+            "explore_item_ids": [["i00020"], []],
+            "cluster_pair": ["c1|c2", ""],
         }
     )
     assert fs.push(store, "user_candidates_push", cand) == 2
@@ -100,6 +102,7 @@ def test_workflow(store, ds, tmp_path: Path) -> None:
     assert list(got["candidate_item_ids"].iloc[0]) == ["i00001", "i00002"]
     assert list(got["candidate_scores"].iloc[0]) == pytest.approx([0.9, 0.4])
     assert list(got["main_item_ids"].iloc[1]) == []
+    assert list(got["explore_item_ids"].iloc[0]) == ["i00020"] and got["cluster_pair"].tolist()[:2] == ["c1|c2", ""]
     offline = pq.read_table(paths["user_candidates"]).to_pandas()
     assert sorted(offline["user_id"]) == sorted(users[:2])
     hist = fs.get_historical(
