@@ -75,6 +75,7 @@ def train_preference(
     save_steps: int | None = None,
     progress: bool = True,
     callbacks: Sequence[Any] = (),
+    lora_layers: int | None = None,
 ) -> Path:
     """IPO/DPO on (prompt, chosen, rejected) with the SFT model as reference; returns `out_dir/model`."""
     import torch
@@ -103,6 +104,7 @@ def train_preference(
         "learning_rate": learning_rate,
         "batch_size": batch_size,
         "seed": seed,
+        "lora_layers": lora_layers,
     }
     fp = run_fingerprint(params, dataset_fingerprint(data, PREF_COLUMNS), str(sft_path))
     done, resume = prepare_stage_dir(out_dir, fp)
@@ -142,7 +144,7 @@ def train_preference(
         args=args,
         train_dataset=HFDataset.from_pandas(data[PREF_COLUMNS], preserve_index=False),
         processing_class=tok,
-        peft_config=lora_config(lora_r, lora_alpha),
+        peft_config=lora_config(lora_r, lora_alpha, model, lora_layers),
         callbacks=list(callbacks),
     )
     quiet_callbacks(trainer, progress)

@@ -59,6 +59,7 @@ class TrainConfig:
     # shared
     lora_r: int = 8
     lora_alpha: int = 16
+    lora_layers: int | None = None  # LoRA on the top N decoder blocks only (None: all)
     batch_size: int = 8
     seed: int = 0
     ablation: bool = True
@@ -163,6 +164,7 @@ def train_serengpt(
         max_examples=cfg.max_examples,
         lora_r=cfg.lora_r,
         lora_alpha=cfg.lora_alpha,
+        lora_layers=cfg.lora_layers,
         learning_rate=cfg.sft_lr,
         batch_size=cfg.batch_size,
         seed=cfg.seed,
@@ -191,6 +193,7 @@ def train_serengpt(
             max_examples=cfg.pref_max_examples,
             lora_r=cfg.lora_r,
             lora_alpha=cfg.lora_alpha,
+            lora_layers=cfg.lora_layers,
             learning_rate=cfg.pref_lr,
             batch_size=cfg.batch_size,
             seed=cfg.seed,
