@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 
 @pytest.fixture
@@ -36,6 +37,28 @@ def local_outputs() -> Callable[[Any], dict[str, Any]]:
         return outputs
 
     return get
+
+
+@pytest.fixture
+def one_thread() -> Any:
+    """Tiny-model training steps are per-op overhead: one torch thread avoids OpenMP contention."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def training_data(small_dataset: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small training-data dir (profiles + labels of the small synthetic dataset, tiny-model tokenizer),
+    built once for the distill/align/evaluate component tests."""
+    from seren.profiles.io import build_profiles_file
+    from seren.serengpt.labeling import run_labeling
+
+    root = tmp_path_factory.mktemp("td")
+    build_profiles_file(small_dataset, root / "profiles.parquet", str(tiny_model_dir), 64, None, 0.8, snapshots=2)
+    run_labeling(small_dataset, root / "profiles.parquet", root / "training_data", base_model=str(tiny_model_dir))
+    return root / "training_data"
 
 
 def pytest_configure(config: pytest.Config) -> None:

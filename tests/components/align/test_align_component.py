@@ -10,6 +10,8 @@ from kfp import dsl
 from components.align.component import align
 from seren.errors import ConfigError
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 @pytest.mark.parametrize("loss", ["ipo", "dpo"])
 def test_align_component_unit(artifact, training_data: Path, tiny_model_dir: Path, loss: str) -> None:

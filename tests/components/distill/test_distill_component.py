@@ -10,6 +10,8 @@ from kfp import dsl
 from components.distill.component import distill
 from seren.errors import DataError
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def test_distill_component_unit(artifact, training_data: Path, tiny_model_dir: Path) -> None:
     model, metrics = artifact(dsl.Model, "model"), artifact(dsl.Metrics, "metrics")

@@ -10,6 +10,8 @@ from kfp import dsl
 from components.evaluate.component import evaluate
 from seren.errors import DataError
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 def _kw(artifact, training_data: Path, small_dataset: Path, tiny_model_dir: Path) -> dict:
     return dict(

@@ -54,4 +54,8 @@ def test_pair_table_unit(stages: dict, artifact, tmp_path: Path) -> None:
         shard_size=10,
         work_dir=str(tmp_path / "work"),
     )
-    assert again.metadata["pairs"] == 36 and again.metadata["shards_computed"] == 0 and again.metadata["shards_done_before"] == 4
+    assert (
+        again.metadata["pairs"] == 36
+        and again.metadata["shards_computed"] == 0
+        and again.metadata["shards_done_before"] == 4
+    )
