@@ -24,6 +24,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _session_model_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Session fixtures (tiny_model_dir, ...) run before the per-test env below: give them the cache too."""
+    os.environ["SEREN_MODEL_CACHE"] = str(_model_cache(tmp_path_factory))
+
+
 @pytest.fixture(autouse=True)
 def _seren_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test gets its own SEREN_HOME; the imported base model cache is shared (slow to build)."""
