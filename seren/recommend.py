@@ -1,0 +1,329 @@
+"""Online recommendation: assemble a slate from what the nearline job cached, reading only the
+online feature store (SERAL stage 3: SerenGPT is too slow for the request path).
+
+Reads per request (``feature_repo.store.get_online``, freshness enforced by the reader):
+
+1. ``user_candidates`` for the user: ``main_item_ids`` (sequence recommender, unrestricted),
+   ``candidate_item_ids``/``candidate_scores`` (SerenGPT, above threshold), ``explore_item_ids``
+   (recommender restricted to the novel clusters of the user's last ``cluster_pair``).
+2. ``novel_interests`` for that pair: the novel clusters that label the exploration slot.
+3. ``item_features`` for the chosen items: titles and categories.
+4. ``user_stats`` only when (1) has no row, to tell "unknown user" from "no cached candidates".
+
+Slot layout (1-based, deterministic): positions 1 and 2 always hold the main recommender's top
+items -- the head of a slate gets most of the attention, and a surprise there costs the most when
+it misses. The special slots then sit on every other position from 3 (3, 5, 7, ...), serendipity
+and exploration alternating, serendipity first: with the defaults (k=10, 2 serendipity, 1
+exploration) that is serendipity at 3 and 7, exploration at 5. Every special slot is flanked by
+main items, so no two surprises are adjacent and the slate still reads as relevant. A special
+slot that does not fit (3 + 2j > k) is dropped with a reason.
+
+Fallbacks never fail the request: a stale or missing source turns its slots into main items and
+the reason is listed (e.g. ``serendipity: candidates stale (age 3.0d > max 2.0d)``). Only an
+unknown user, a user with no cached main slate at all (there is no online source of popular
+items to fall back to: the online store is keyed, it cannot be scanned) or an unreachable store
+are errors.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from seren.errors import ConfigError, DataError
+
+__all__ = [
+    "MAX_K",
+    "SerenRecommendError",
+    "check_sizes",
+    "fmt_age",
+    "format_slate",
+    "recommend",
+    "slot_layout",
+]
+
+MAX_K = 100
+HEAD = 2  # positions kept for the main recommender's top items
+
+
+class SerenRecommendError(DataError):
+    """The online store has nothing to serve this user."""
+
+
+def slot_layout(k: int, n_serendipity: int = 2, n_explore: int = 1) -> tuple[list[str], dict[str, int]]:
+    """The source planned for each position (``main``/``serendipity``/``exploration``) and how
+    many special slots of each kind did not fit in ``k``."""
+    check_sizes(k, n_serendipity, n_explore)
+    kinds: list[str] = []
+    s, e = n_serendipity, n_explore
+    while s or e:  # alternate, serendipity first, until one kind runs out
+        if s:
+            kinds.append("serendipity")
+            s -= 1
+        if e:
+            kinds.append("exploration")
+            e -= 1
+    layout = ["main"] * k
+    dropped = {"serendipity": 0, "exploration": 0}
+    for j, kind in enumerate(kinds):
+        pos = HEAD + 2 * j  # 0-based: 2, 4, 6, ... = positions 3, 5, 7, ...
+        if pos < k:
+            layout[pos] = kind
+        else:
+            dropped[kind] += 1
+    return layout, dropped
+
+
+def check_sizes(k: int, n_serendipity: int, n_explore: int) -> None:
+    if not 1 <= k <= MAX_K:
+        raise ConfigError(f"k={k} is out of range", f"use 1 <= k <= {MAX_K}")
+    if n_serendipity < 0 or n_explore < 0:
+        raise ConfigError(
+            f"negative slot count (serendipity={n_serendipity}, exploration={n_explore})", "use 0 or more"
+        )
+
+
+def fmt_age(seconds: float) -> str:
+    """Short human age: 45s, 12m, 5.0h, 3.0d."""
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 86400:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def _ids(value: Any) -> list[str]:
+    return [] if value is None else [str(v) for v in value]
+
+
+def _floats(value: Any) -> list[float]:
+    return [] if value is None else [float(v) for v in value]
+
+
+def _row_info(row: Any) -> dict[str, Any]:
+    age = row["age_s"]
+    ts = row["event_timestamp"]
+    return {
+        "status": str(row["status"]),
+        "age_s": None if age is None or (isinstance(age, float) and math.isnan(age)) else round(float(age), 3),
+        "event_timestamp": None if ts is None or ts != ts else ts.isoformat(),  # NaT != NaT
+    }
+
+
+def recommend(
+    store: Any,
+    user_id: str,
+    k: int = 10,
+    n_serendipity: int = 2,
+    n_explore: int = 1,
+    max_age: timedelta | None = None,
+    now: datetime | None = None,
+) -> dict[str, Any]:
+    """A slate of ``k`` items for ``user_id`` from the online store only.
+
+    ``max_age`` is the freshness limit for the user's cached candidates (default: the
+    ``user_candidates`` view ttl, 2 days); the pair table row uses its own view ttl. ``now``
+    is the reference time for ages (tests). Returns ``{user_id, k, slate: [{position, item_id,
+    title, category, source, label, score, cluster}], fallbacks: [reason], sources: {...},
+    timings_ms: {online_reads, total}, n_online_reads}``.
+    """
+    from feature_repo import store as fs
+    from feature_repo.schema import VIEWS
+
+    t_start = time.perf_counter()
+    read_s = 0.0
+    n_reads = 0
+
+    def read(view: str, ids: Sequence[str], age: timedelta | None = None) -> Any:
+        nonlocal read_s, n_reads
+        t = time.perf_counter()
+        try:
+            return fs.get_online(store, view, ids, max_age=age, now=now)
+        finally:
+            read_s += time.perf_counter() - t
+            n_reads += 1
+
+    user_id = str(user_id).strip()
+    if not user_id:
+        raise ConfigError("user id is empty", "pass --user USER_ID")
+    layout, dropped = slot_layout(k, n_serendipity, n_explore)
+    limit = max_age if max_age is not None else VIEWS["user_candidates"].ttl
+    if limit is not None and limit.total_seconds() <= 0:
+        raise ConfigError(f"max age {limit} is not positive", "use e.g. 2d or 12h")
+
+    fallbacks: list[str] = []
+    sources: dict[str, Any] = {}
+    row = read("user_candidates", [user_id], limit).iloc[0]
+    sources["user_candidates"] = _row_info(row)
+    if row["status"] == "missing":
+        known = read("user_stats", [user_id]).iloc[0]["status"] != "missing"
+        if not known:
+            raise SerenRecommendError(
+                f"unknown user {user_id!r}: no user_candidates or user_stats row in the online store",
+                "check the id; for a new user run `seren features materialize` then `seren nearline run`",
+            )
+        raise SerenRecommendError(
+            f"user {user_id!r} has no cached recommendations in the online store (no popularity source "
+            "to fall back to online)",
+            "run `seren nearline run` to refresh this user's candidates",
+        )
+
+    main = list(dict.fromkeys(_ids(row["main_item_ids"])))
+    if not main:
+        raise SerenRecommendError(
+            f"user {user_id!r} has an empty cached main slate",
+            "run `seren nearline run` (the sequence recommender found no items for this user)",
+        )
+    stale = row["status"] == "stale"
+    age_text = f"age {fmt_age(float(row['age_s']))} > max {fmt_age(limit.total_seconds())}" if stale and limit else ""
+    if stale:
+        fallbacks.append(f"main: cached slate stale ({age_text}); served anyway, no fresher source online")
+
+    n_ser_slots = layout.count("serendipity")
+    n_exp_slots = layout.count("exploration")
+    for kind, n in dropped.items():
+        if n:
+            fallbacks.append(f"{kind}: {n} slot(s) do not fit in k={k} (special slots sit at 3, 5, 7, ...)")
+
+    # the main items that will fill the main positions are reserved first: a special slot that
+    # repeats one of them would add no new exposure
+    n_main = layout.count("main")
+    shown_main = set(main[:n_main])
+    taken = set(shown_main)
+
+    ser_picks: list[tuple[str, float]] = []
+    if n_ser_slots:
+        ids, scores = _ids(row["candidate_item_ids"]), _floats(row["candidate_scores"])
+        if stale:
+            fallbacks.append(f"serendipity: candidates stale ({age_text})")
+        elif len(ids) != len(scores):
+            fallbacks.append(f"serendipity: malformed cached row ({len(ids)} ids, {len(scores)} scores)")
+        elif not ids:
+            fallbacks.append("serendipity: no cached SerenGPT candidates above threshold")
+        else:
+            ranked = sorted(zip(ids, scores, strict=True), key=lambda p: -p[1])  # stable on ties
+            for item, score in ranked:
+                if len(ser_picks) == n_ser_slots:
+                    break
+                if item not in taken:
+                    ser_picks.append((item, score))
+                    taken.add(item)
+            if not ser_picks:
+                fallbacks.append("serendipity: every cached candidate is already in the main slate")
+        if ser_picks and len(ser_picks) < n_ser_slots:
+            fallbacks.append(f"serendipity: only {len(ser_picks)} new candidate(s) for {n_ser_slots} slot(s)")
+
+    exp_picks: list[str] = []
+    novel: list[str] = []
+    novel_scores: list[float] = []
+    pair = "" if row["cluster_pair"] is None else str(row["cluster_pair"])
+    if n_exp_slots:
+        explore = _ids(row["explore_item_ids"])
+        reason = None
+        if stale:
+            reason = f"exploration: candidates stale ({age_text})"
+        elif not pair:
+            reason = "exploration: user has fewer than two interest clusters (no cluster pair)"
+        elif not explore:
+            reason = f"exploration: no cached exploration items for pair {pair}"
+        else:
+            nrow = read("novel_interests", [pair]).iloc[0]
+            sources["novel_interests"] = {"cluster_pair": pair, **_row_info(nrow)}
+            novel, novel_scores = _ids(nrow["novel_clusters"]), _floats(nrow["novel_scores"])
+            if nrow["status"] == "missing":
+                reason = f"exploration: no novel-interest row for pair {pair}"
+            elif nrow["status"] == "stale":
+                ttl = VIEWS["novel_interests"].ttl
+                reason = (
+                    f"exploration: novel-interest row for pair {pair} stale "
+                    f"(age {fmt_age(float(nrow['age_s']))} > max {fmt_age(ttl.total_seconds()) if ttl else '?'})"
+                )
+            elif not novel:
+                reason = f"exploration: pair {pair} has no novel clusters"
+        if reason:
+            fallbacks.append(reason)
+        else:
+            for item in explore:
+                if len(exp_picks) == n_exp_slots:
+                    break
+                if item not in taken:
+                    exp_picks.append(item)
+                    taken.add(item)
+            if not exp_picks:
+                fallbacks.append("exploration: every cached exploration item is already in the slate")
+            elif len(exp_picks) < n_exp_slots:
+                fallbacks.append(f"exploration: only {len(exp_picks)} new item(s) for {n_exp_slots} slot(s)")
+
+    # fill positions in order; a special slot left without a pick takes the next main item, so
+    # the main slate keeps its own order
+    queue = iter([m for m in main if m not in taken or m in shown_main])
+    ser_iter, exp_iter = iter(ser_picks), iter(exp_picks)
+    cluster_label = ",".join(novel[:2]) if novel else None
+    slots: list[dict[str, Any]] = []
+    for kind in layout:
+        slot: dict[str, Any] | None = None
+        if kind == "serendipity" and (pick := next(ser_iter, None)) is not None:
+            slot = {"item_id": pick[0], "source": "serendipity", "score": round(pick[1], 4), "cluster": None}
+        elif kind == "exploration" and (item := next(exp_iter, None)) is not None:
+            slot = {"item_id": item, "source": "exploration", "score": None, "cluster": cluster_label}
+        elif (item := next(queue, None)) is not None:
+            slot = {"item_id": item, "source": "main", "score": None, "cluster": None}
+        if slot is not None:
+            slots.append(slot)
+    if len(slots) < k:
+        fallbacks.append(f"main: only {len(slots)} distinct cached item(s) for k={k}")
+
+    meta = read("item_features", [s["item_id"] for s in slots]) if slots else None
+    missing_meta = []
+    for i, s in enumerate(slots):
+        s["position"] = i + 1
+        m = meta.iloc[i] if meta is not None else None
+        ok = m is not None and m["status"] != "missing"
+        s["title"] = str(m["title"]) if ok and m["title"] is not None else None
+        s["category"] = str(m["category"]) if ok and m["category"] is not None else None
+        if not ok:
+            missing_meta.append(s["item_id"])
+        if s["source"] == "serendipity":
+            s["label"] = f"serendipity({s['score']:.2f})"
+        elif s["source"] == "exploration":
+            s["label"] = f"exploration({s['cluster']})"
+        else:
+            s["label"] = "main"
+    if missing_meta:
+        fallbacks.append(f"item_features: no row for {', '.join(missing_meta)} (shown without title)")
+
+    keys = ("position", "item_id", "title", "category", "source", "label", "score", "cluster")
+    return {
+        "user_id": user_id,
+        "k": k,
+        "slate": [{key: s[key] for key in keys} for s in slots],
+        "fallbacks": fallbacks,
+        "cluster_pair": pair or None,
+        "novel_clusters": [{"cluster": c, "score": round(v, 4)} for c, v in zip(novel, novel_scores, strict=False)],
+        "sources": sources,
+        "n_online_reads": n_reads,
+        "timings_ms": {
+            "online_reads": round(read_s * 1000, 3),
+            "total": round((time.perf_counter() - t_start) * 1000, 3),
+        },
+    }
+
+
+def format_slate(result: dict[str, Any]) -> str:
+    """Plain-text slate (CLI and demo): one line per position, then the fallback reasons."""
+    rows = [
+        (str(s["position"]), s["item_id"], s["label"], s["title"] or "-", s["category"] or "-") for s in result["slate"]
+    ]
+    head = ("#", "item", "source", "title", "category")
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+    pair = f", cluster pair {result['cluster_pair']}" if result.get("cluster_pair") else ""
+    lines = [f"user {result['user_id']} (k={result['k']}{pair})", fmt.format(*head).rstrip()]
+    lines += [fmt.format(*r).rstrip() for r in rows]
+    lines += [f"fallback: {reason}" for reason in result["fallbacks"]]
+    return "\n".join(lines)
