@@ -1,0 +1,1 @@
+"""The nearline pipeline: one recurring refresh of changed users' profiles and candidates."""

@@ -1,0 +1,77 @@
+"""Nearline fixtures, built once per session: the tiny SerenGPT served by the real tritonserver
+(.venv-triton), and real exploration outputs for the synthetic `small_dataset` (MiniLM interest
+clusters, a pair table from a tiny novelty model, a briefly trained sequence recommender) in the
+published layout the nearline job reads. `fake_kfp` is the Kubeflow API stand-in of
+tests/pipelines (loaded from there, so there is one fake)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_PIPELINES_CONFTEST = Path(__file__).resolve().parent.parent / "pipelines" / "conftest.py"
+_spec = importlib.util.spec_from_file_location("_seren_fake_kfp_for_nearline", _PIPELINES_CONFTEST)
+_fake = sys.modules.setdefault(_spec.name, importlib.util.module_from_spec(_spec))
+_spec.loader.exec_module(_fake)
+fake_kfp = _fake.fake_kfp
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("filterwarnings", "ignore:You may be attemping to run a task:RuntimeWarning")
+    config.addinivalue_line("filterwarnings", "ignore:This client only works with Kubeflow Pipeline:FutureWarning")
+
+
+def build_exploration(dataset_dir: Path, tiny_model_dir: Path, out: Path, work: Path) -> Path:
+    """Real exploration outputs, small and fast, published like the exploration pipeline does."""
+    from seren.data import load_dataset
+    from seren.exploration.clusters import build_clusters
+    from seren.exploration.novelty import NoveltyModel, train_novelty
+    from seren.exploration.pair_table import build_pair_table
+    from seren.exploration.seqrec import train_seqrec
+    from seren.exploration.transitions import build_transitions
+    from seren.exploration.workflow import publish_outputs
+
+    ds = load_dataset(dataset_dir)
+    cl = build_clusters(ds.items, n_top=3, n_sub=2, seed=0)
+    cl.save(work / "clusters")
+    tr = build_transitions(ds.interactions, cl.item_to_cluster, cl.descriptions, min_count=1, test_frac=0.2)
+    nov = train_novelty(
+        tiny_model_dir, tr, cl.descriptions, work / "novelty", max_steps=4, batch_size=8, learning_rate=5e-3, seed=0
+    )
+    table_f = build_pair_table(NoveltyModel.from_pretrained(nov), work / "table", n=2)
+    train_seqrec(ds, work / "seqrec", epochs=3, dim=32, n_blocks=1, seed=0, progress=False)
+    return publish_outputs(
+        out, clusters_dir=work / "clusters", table_dir=table_f, dataset_dir=dataset_dir, seqrec_dir=work / "seqrec"
+    )
+
+
+@pytest.fixture(scope="session")
+def exploration_dir(small_dataset: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("nearline_exploration")
+    return build_exploration(small_dataset, tiny_model_dir, root / "published", root / "work")
+
+
+@pytest.fixture(scope="session")
+def model_repo(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from serving.export import export_onnx
+    from serving.model_repository import build_model_repository
+
+    root = tmp_path_factory.mktemp("nearline_serving")
+    onnx = export_onnx(tiny_model_dir, root / "scorer.onnx")
+    return build_model_repository(onnx, tiny_model_dir, root / "repo", target="local", version=1)
+
+
+@pytest.fixture(scope="session")
+def triton(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """The real tritonserver with the tiny SerenGPT ensemble loaded, on free loopback ports."""
+    from serving.triton import TritonServer
+
+    root = tmp_path_factory.mktemp("nearline_triton")
+    with TritonServer(
+        model_repo, log_file=root / "tritonserver.log", backend_dir=root / "backends", models=["serengpt"]
+    ) as srv:
+        yield srv
