@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from seren.errors import DataError
-from seren.io import write_json
+from seren.io import write_json, write_parquet
 
 DEFAULT_GATES: dict[str, float] = {
     "onnx_max_abs_diff": 1e-3,
@@ -84,10 +84,13 @@ def validate(
     latency_rows: int = 16,
     seed: int = 0,
     out_path: str | os.PathLike[str] | None = None,
+    scores_out: str | os.PathLike[str] | None = None,
 ) -> dict:
     """Compare the exported graph(s) with the torch scorer on (a sample of) eval_df; return the report.
 
     eval_df needs profile_text and item_text; a 0/1 `label` column enables the AUC gates.
+    scores_out: also write the per-row scores (eval_df's columns + score_torch, score) as parquet, so
+    the exported graph's judgments on this sample can become monitoring's reference.
     """
     import torch
 
@@ -118,6 +121,8 @@ def validate(
     p_onnx = _batched(onnx, ids, mask, batch_size)
 
     auc_torch, auc_onnx = _auc(labels, p_torch), _auc(labels, p_onnx)
+    if scores_out is not None:
+        write_parquet(Path(scores_out), df.assign(score_torch=p_torch, score=p_onnx).reset_index(drop=True))
     no_auc = "labels missing or single-class" if auc_torch is None else None
     report: dict[str, Any] = {
         "n": len(df),

@@ -20,17 +20,23 @@ def validate_scorer(
     training_data: Input[Dataset],
     report: Output[Artifact],
     metrics: Output[Metrics],
+    judgments: Output[Dataset],
+    dataset: Input[Dataset] = None,
     max_rows: int = 128,
     max_abs_diff: float = 0.001,
     auc_delta: float = 0.005,
     seed: int = 0,
+    publish_reference: bool = True,
 ) -> str:
-    """passed: "true" when every evaluable gate passed (skipped gates, e.g. no GPU, do not fail)."""
+    """passed: "true" when every evaluable gate passed (skipped gates, e.g. no GPU, do not fail).
+    With `dataset`, the sample's judgments are the `judgments` output and, when passed, monitoring's reference."""
     from seren.registry.steps import validate_step
 
     result, flat = validate_step(
-        model.path, onnx.path, training_data.path, report.path, max_rows, max_abs_diff, auc_delta, seed
-    )
+        model.path, onnx.path, training_data.path, report.path, max_rows, max_abs_diff, auc_delta, seed,
+        dataset_dir=dataset.path if dataset is not None else None, judgments_path=judgments.path,
+        publish_reference=publish_reference,
+    )  # fmt: skip
     for key, value in flat.items():
         metrics.log_metric(key, value)
     report.metadata["passed"] = bool(result["passed"])

@@ -138,7 +138,11 @@ def pipeline(
     ).set_display_name("evaluate (ablation)")
     exp = export_scorer(model=aligned.outputs["model"]).set_display_name("export (ONNX + TensorRT)")
     val = validate_scorer(
-        model=aligned.outputs["model"], onnx=exp.outputs["onnx"], training_data=lab.outputs["training_data"], seed=seed
+        model=aligned.outputs["model"],
+        onnx=exp.outputs["onnx"],
+        training_data=lab.outputs["training_data"],
+        dataset=data,
+        seed=seed,
     ).set_display_name("validate (parity + gates)")
     # The gate is validate's single output `Output` ("true"/"false"): the only form kfp.local resolves.
     with dsl.If(val.outputs["Output"] == "true", name="validation-passed"):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from seren.errors import DataError
-from seren.io import write_json
+from seren.io import write_json, write_parquet
 
 ONNX_NAME, PLAN_NAME, EXPORT_INFO = "model.onnx", "model.plan", "export.json"
 
@@ -60,8 +60,19 @@ def validate_step(
     max_abs_diff: float = 1e-3,
     auc_delta: float = 0.005,
     seed: int = 0,
+    dataset_dir: str | os.PathLike[str] | None = None,
+    judgments_path: str | os.PathLike[str] | None = None,
+    publish_reference: bool = True,
 ) -> tuple[dict[str, Any], dict[str, float]]:
-    """Gate the export against the torch scorer on the held-out candidates; (report, flat metrics)."""
+    """Gate the export against the torch scorer on the held-out candidates; (report, flat metrics).
+
+    With a dataset, the exported graph's judgments on the sample are written to `judgments_path` and,
+    when every gate passed and `publish_reference`, recorded as monitoring's reference
+    (monitoring.judgments.default_reference_path): drift is measured against what was validated,
+    and a model that failed validation never becomes the reference.
+    """
+    import tempfile
+
     from seren.serengpt.labeling import TrainingData
     from serving.validate import report_metrics, validate
 
@@ -72,17 +83,55 @@ def validate_step(
     if eval_df.empty:
         raise DataError(f"{training_data_dir} has no held-out eval candidates", "label more users before validating")
     gates = {"onnx_max_abs_diff": max_abs_diff, "onnx_auc_delta": auc_delta, "tensorrt_auc_delta": auc_delta}
-    report = validate(
-        model_dir,
-        onnx,
-        eval_df,
-        gates,
-        engine_path=plan if plan is not None and plan.is_file() else None,
-        max_rows=max_rows,
-        seed=seed,
-        out_path=report_path,
-    )
+    with tempfile.TemporaryDirectory() as tmp:
+        scores_path = Path(tmp) / "scores.parquet"
+        report = validate(
+            model_dir,
+            onnx,
+            eval_df,
+            gates,
+            engine_path=plan if plan is not None and plan.is_file() else None,
+            max_rows=max_rows,
+            seed=seed,
+            out_path=report_path,
+            scores_out=scores_path if dataset_dir else None,
+        )
+        if dataset_dir:
+            import pandas as pd
+
+            ref = reference_judgments(pd.read_parquet(scores_path), dataset_dir, model_dir)
+            if judgments_path is not None:
+                write_parquet(Path(judgments_path), ref)
+            if report["passed"] and publish_reference:
+                from monitoring.judgments import write_reference
+
+                report["reference_judgments"] = str(write_reference(ref))
+                write_json(Path(report_path), report)
     return report, report_metrics(report)
+
+
+def reference_judgments(
+    scores: Any, dataset_dir: str | os.PathLike[str], model_dir: str | os.PathLike[str], threshold: float = 0.5
+) -> Any:
+    """Judgment rows (monitoring.judgments schema) for validation-time scores: profile length in the
+    model's tokens, the user's category entropy and the item's popularity from the dataset."""
+    from transformers import AutoTokenizer
+
+    from monitoring.judgments import build_judgments
+    from seren.data import load_dataset
+    from seren.profiles import build_profiles
+
+    ds = load_dataset(dataset_dir)
+    tok = AutoTokenizer.from_pretrained(str(model_dir))
+    users = sorted(scores["user_id"].astype(str).unique())
+    prof = build_profiles(ds, tok, users=users)[["user_id", "category_entropy"]]
+    tokens = scores.drop_duplicates("user_id")[["user_id", "profile_text"]].assign(
+        profile_tokens=lambda d: [len(tok(t, add_special_tokens=False)["input_ids"]) for t in d["profile_text"]]
+    )
+    prof = prof.merge(tokens[["user_id", "profile_tokens"]], on="user_id", how="inner")
+    pop = ds.items[["item_id", "popularity"]]
+    cols = ["user_id", "item_id", "score", *(["label"] if "label" in scores.columns else [])]
+    return build_judgments(scores[cols], prof, pop, threshold=threshold)
 
 
 def register_step(

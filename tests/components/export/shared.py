@@ -23,16 +23,19 @@ def onnx_dir(tiny_model_dir: Path, dest: Path) -> Path:
     return dest
 
 
-def training_data(out: Path, n_users: int = 6, seed: int = 0) -> Path:
-    """A training-data dir whose held-out eval candidates have both labels (what validate reads)."""
+def training_data(
+    out: Path, n_users: int = 6, seed: int = 0, users: list[str] | None = None, items: list[str] | None = None
+) -> Path:
+    """A training-data dir whose held-out eval candidates have both labels (what validate reads).
+    users/items: real ids (e.g. of the small synthetic dataset) instead of u0../i0..."""
     from seren.serengpt.labeling import TABLES, TrainingData
 
     rng = np.random.default_rng(seed)
     cats = ["Jazz", "Poetry", "Rock", "Baking"]
     rows = [
         {
-            "user_id": f"u{u}",
-            "item_id": f"i{k}",
+            "user_id": users[u] if users else f"u{u}",
+            "item_id": items[k] if items else f"i{k}",
             "profile_text": f"Top interests: {cats[u % 4]} and {cats[(u + 1) % 4]}.",
             "item_text": f"Item {k}\nCategory: {cats[k % 4]}",
             "label": int(rng.integers(0, 2)) if k > 1 else k,

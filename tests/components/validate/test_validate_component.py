@@ -27,7 +27,7 @@ def inputs(tmp_path: Path, tiny_model_dir: Path) -> dict:
 
 def test_validate_component_unit(artifact, inputs: dict) -> None:
     report, metrics = artifact(dsl.Artifact, "report"), artifact(dsl.Metrics, "metrics")
-    out = validate_scorer.python_func(**inputs, report=report, metrics=metrics)
+    out = validate_scorer.python_func(**inputs, report=report, metrics=metrics, judgments=artifact(dsl.Dataset, "j"))
     rep = json.loads(Path(report.path).read_text())
     assert out == "true" and rep["passed"] is True and report.metadata["passed"] is True
     assert rep["n"] == 24 and rep["gates"]["onnx_max_abs_diff"]["value"] <= 1e-3
@@ -36,11 +36,49 @@ def test_validate_component_unit(artifact, inputs: dict) -> None:
     assert m["passed"] == 1.0 and m["onnx_max_abs_diff"] == rep["gates"]["onnx_max_abs_diff"]["value"]
 
 
+def test_validate_records_reference_judgments_unit(
+    artifact, tmp_path: Path, tiny_model_dir: Path, small_dataset: Path
+) -> None:
+    """With the dataset, validation's judgments become monitoring's reference, but only when the gates pass."""
+    import pandas as pd
+
+    from monitoring.judgments import JUDGMENT_COLUMNS, default_reference_path, load_judgments
+
+    ds_users = sorted(pd.read_parquet(small_dataset / "interactions.parquet")["user_id"].unique())[:6]
+    ds_items = sorted(pd.read_parquet(small_dataset / "items.parquet")["item_id"])[:4]
+    kw = {
+        "model": dsl.Model(name="model", uri=str(tiny_model_dir)),
+        "onnx": dsl.Model(name="onnx", uri=str(onnx_dir(tiny_model_dir, tmp_path / "onnx"))),
+        "training_data": dsl.Dataset(
+            name="td", uri=str(training_data(tmp_path / "td", users=ds_users, items=ds_items))
+        ),
+        "dataset": dsl.Dataset(name="ds", uri=str(small_dataset)),
+    }
+    # a gate that cannot pass: the judgments artifact is written, the reference is not
+    failed = artifact(dsl.Dataset, "judgments_failed")
+    out = validate_scorer.python_func(
+        **kw, report=artifact(dsl.Artifact, "r1"), metrics=artifact(dsl.Metrics, "m1"), judgments=failed, auc_delta=-1.0
+    )
+    assert out == "false" and Path(failed.path).is_file() and not default_reference_path().exists()
+    judgments = artifact(dsl.Dataset, "judgments")
+    out = validate_scorer.python_func(
+        **kw, report=artifact(dsl.Artifact, "r2"), metrics=artifact(dsl.Metrics, "m2"), judgments=judgments
+    )
+    assert out == "true"
+    ref = load_judgments(default_reference_path())
+    assert len(ref) == 24 and set(JUDGMENT_COLUMNS) <= set(ref.columns) and "feedback" in ref.columns
+    assert set(ref["user_id"]) == set(ds_users) and ref["profile_tokens"].gt(0).all()
+    items = pd.read_parquet(small_dataset / "items.parquet").set_index("item_id")
+    assert ref["candidate_popularity"].tolist() == pytest.approx(items.loc[ref["item_id"], "popularity"].tolist())
+    assert ((ref["score"] >= 0.5).astype(int) == ref["judged_serendipitous"]).all()
+    assert pd.read_parquet(judgments.path)["score"].tolist() == pytest.approx(ref["score"].tolist())
+
+
 def test_validate_component_bad_training_data_unit(artifact, inputs: dict, tmp_path: Path) -> None:
     inputs["training_data"] = dsl.Dataset(name="td", uri=str(tmp_path / "nothing"))
     report, metrics = artifact(dsl.Artifact, "report"), artifact(dsl.Metrics, "metrics")
     with pytest.raises(DataError, match="not a training-data directory"):
-        validate_scorer.python_func(**inputs, report=report, metrics=metrics)
+        validate_scorer.python_func(**inputs, report=report, metrics=metrics, judgments=artifact(dsl.Dataset, "j"))
     assert not Path(report.path).exists()
 
 
