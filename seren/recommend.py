@@ -105,7 +105,13 @@ def _floats(value: Any) -> list[float]:
     return [] if value is None else [float(v) for v in value]
 
 
-def _row_info(row: Any) -> dict[str, Any]:
+def _rows(df: Any) -> list[dict[str, Any]]:
+    """Plain dict rows, built column-wise (``DataFrame.iloc`` per row cost more than the read)."""
+    cols = {c: df[c].tolist() for c in df.columns}
+    return [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
+
+
+def _row_info(row: dict[str, Any]) -> dict[str, Any]:
     age = row["age_s"]
     ts = row["event_timestamp"]
     return {
@@ -143,7 +149,7 @@ def recommend(
         nonlocal read_s, n_reads
         t = time.perf_counter()
         try:
-            return fs.get_online(store, view, ids, max_age=age, now=now)
+            return _rows(fs.get_online(store, view, ids, max_age=age, now=now))
         finally:
             read_s += time.perf_counter() - t
             n_reads += 1
@@ -158,10 +164,10 @@ def recommend(
 
     fallbacks: list[str] = []
     sources: dict[str, Any] = {}
-    row = read("user_candidates", [user_id], limit).iloc[0]
+    row = read("user_candidates", [user_id], limit)[0]
     sources["user_candidates"] = _row_info(row)
     if row["status"] == "missing":
-        known = read("user_stats", [user_id]).iloc[0]["status"] != "missing"
+        known = read("user_stats", [user_id])[0]["status"] != "missing"
         if not known:
             raise SerenRecommendError(
                 f"unknown user {user_id!r}: no user_candidates or user_stats row in the online store",
@@ -232,7 +238,7 @@ def recommend(
         elif not explore:
             reason = f"exploration: no cached exploration items for pair {pair}"
         else:
-            nrow = read("novel_interests", [pair]).iloc[0]
+            nrow = read("novel_interests", [pair])[0]
             sources["novel_interests"] = {"cluster_pair": pair, **_row_info(nrow)}
             novel, novel_scores = _ids(nrow["novel_clusters"]), _floats(nrow["novel_scores"])
             if nrow["status"] == "missing":
@@ -278,12 +284,12 @@ def recommend(
     if len(slots) < k:
         fallbacks.append(f"main: only {len(slots)} distinct cached item(s) for k={k}")
 
-    meta = read("item_features", [s["item_id"] for s in slots]) if slots else None
+    meta = read("item_features", [s["item_id"] for s in slots]) if slots else []
     missing_meta = []
     for i, s in enumerate(slots):
         s["position"] = i + 1
-        m = meta.iloc[i] if meta is not None else None
-        ok = m is not None and m["status"] != "missing"
+        m = meta[i]
+        ok = m["status"] != "missing"
         s["title"] = str(m["title"]) if ok and m["title"] is not None else None
         s["category"] = str(m["category"]) if ok and m["category"] is not None else None
         if not ok:
