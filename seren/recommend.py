@@ -41,6 +41,8 @@ __all__ = [
     "check_sizes",
     "fmt_age",
     "format_slate",
+    "pick_users",
+    "sample_slates",
     "recommend",
     "slot_layout",
 ]
@@ -333,3 +335,39 @@ def format_slate(result: dict[str, Any]) -> str:
     lines += [fmt.format(*r).rstrip() for r in rows]
     lines += [f"fallback: {reason}" for reason in result["fallbacks"]]
     return "\n".join(lines)
+
+
+def pick_users(store: Any, n: int = 3) -> list[str]:
+    """Up to ``n`` users for a demo, from the offline copy of the nearline pushes (the request
+    path never scans; a demo may): users with both serendipity candidates and a cluster pair
+    first, then the rest, by user id so the choice is reproducible."""
+    import pandas as pd
+
+    from feature_repo import store as fs
+    from feature_repo.schema import offline_table_path
+
+    path = offline_table_path(fs.data_dir_of(store), "user_candidates")
+    df = pd.read_parquet(path) if path.exists() else None
+    if df is None or df.empty:
+        raise SerenRecommendError(
+            f"no nearline output in {path}", "run `seren nearline run` (it pushes user_candidates online and offline)"
+        )
+    df = df.sort_values("event_timestamp").drop_duplicates("user_id", keep="last")
+    has_cands = df["candidate_item_ids"].map(lambda v: v is not None and len(v) > 0)
+    rich = has_cands & df["cluster_pair"].fillna("").ne("")
+    df = df.assign(_rank=(~rich).astype(int)).sort_values(["_rank", "user_id"])
+    return df["user_id"].head(n).tolist()
+
+
+def sample_slates(store: Any, users: Sequence[str] | None = None, n: int = 3, k: int = 10) -> str:
+    """Formatted slates for ``users`` (default: ``pick_users(store, n)``), for the demo summary;
+    a user that cannot be served shows its one-line error instead."""
+    from seren.errors import SerenError
+
+    blocks = []
+    for u in users if users is not None else pick_users(store, n):
+        try:
+            blocks.append(format_slate(recommend(store, u, k=k)))
+        except SerenError as exc:
+            blocks.append(f"user {u}: error: {exc.line()}")
+    return "\n\n".join(blocks)

@@ -70,6 +70,7 @@ def push_candidates(
     explore: list[str] | None = None,
     pair: str = "",
     when: datetime | None = None,
+    to: str = "online",
 ) -> None:
     from feature_repo import store as fs
 
@@ -82,7 +83,7 @@ def push_candidates(
         "cluster_pair": [pair],
         "event_timestamp": [pd.Timestamp(when or datetime.now(UTC))],
     }
-    assert fs.push(store, "user_candidates_push", pd.DataFrame(row), to="online") == 1
+    assert fs.push(store, "user_candidates_push", pd.DataFrame(row), to=to) == 1
 
 
 def push_novel(store: Any, pair: str, clusters: list[str], scores: list[float], when: datetime | None = None) -> None:

@@ -164,3 +164,23 @@ def test_unknown_and_uncached_users(store: Any) -> None:
     # u00001 is in user_stats (a known user) but the nearline job has not cached anything for it
     with pytest.raises(SerenRecommendError, match=r"no cached recommendations.*seren nearline run"):
         recommend(store, "u00001")
+
+
+def test_demo_sample_slates(store: Any, cache: Any) -> None:
+    from seren.recommend import pick_users, sample_slates
+
+    # the offline copy of the pushes is how a demo finds users (other tests push online only)
+    cache.candidates(store, "r-demo-b", MAIN, CANDS, SCORES, EXPLORE, pair="c3|c7", to="online_and_offline")
+    cache.candidates(store, "r-demo-a", MAIN, to="online_and_offline")  # no candidates: listed last
+    cache.candidates(store, "r-demo-c", MAIN, CANDS, SCORES, to="online_and_offline")  # no pair
+    cache.novel(store, "c3|c7", ["c9"], [0.8])
+    assert pick_users(store, n=3) == ["r-demo-b", "r-demo-a", "r-demo-c"]  # rich first, then by id
+    text = sample_slates(store, n=3, k=5)
+    blocks = text.split("\n\n")
+    assert [b.splitlines()[0] for b in blocks] == [
+        "user r-demo-b (k=5, cluster pair c3|c7)",
+        "user r-demo-a (k=5)",
+        "user r-demo-c (k=5)",
+    ]
+    assert "exploration(c9)" in blocks[0] and "fallback: serendipity: no cached SerenGPT candidates" in blocks[1]
+    assert sample_slates(store, users=["nobody"]).startswith("user nobody: error: unknown user 'nobody'")
