@@ -41,6 +41,7 @@ __all__ = [
     "check_sizes",
     "fmt_age",
     "format_slate",
+    "nearline_clock",
     "pick_users",
     "sample_slates",
     "recommend",
@@ -107,6 +108,13 @@ def _floats(value: Any) -> list[float]:
     return [] if value is None else [float(v) for v in value]
 
 
+def _iso(ts: datetime) -> str:
+    import pandas as pd
+
+    t = pd.Timestamp(ts)
+    return (t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")).isoformat()
+
+
 def _rows(df: Any) -> list[dict[str, Any]]:
     """Plain dict rows, built column-wise (``DataFrame.iloc`` per row cost more than the read)."""
     cols = {c: df[c].tolist() for c in df.columns}
@@ -123,6 +131,23 @@ def _row_info(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def nearline_clock(store: Any) -> datetime:
+    """The nearline watermark (newest event time processed) as the reference time for ages.
+
+    The nearline job stamps rows with the event time of its window, not the wall clock, so on
+    replayed data (synthetic, MovieLens: events in the past) every row is "stale" by the wall
+    clock; judged against the watermark, a row is stale when it lags the data the job has seen.
+    """
+    from feature_repo import store as fs
+    from seren.nearline.state import WatermarkStore, nearline_dir
+
+    wm_store = WatermarkStore(nearline_dir(fs.data_dir_of(store)))
+    wm = wm_store.watermark()
+    if wm is None:
+        raise ConfigError(f"no nearline watermark at {wm_store.uri}", "run `seren nearline run` first, or drop --now")
+    return wm.to_pydatetime()
+
+
 def recommend(
     store: Any,
     user_id: str,
@@ -130,13 +155,14 @@ def recommend(
     n_serendipity: int = 2,
     n_explore: int = 1,
     max_age: timedelta | None = None,
-    now: datetime | None = None,
+    now: datetime | str | None = None,
 ) -> dict[str, Any]:
     """A slate of ``k`` items for ``user_id`` from the online store only.
 
     ``max_age`` is the freshness limit for the user's cached candidates (default: the
     ``user_candidates`` view ttl, 2 days); the pair table row uses its own view ttl. ``now``
-    is the reference time for ages (tests). Returns ``{user_id, k, slate: [{position, item_id,
+    is the reference time for ages: the wall clock by default, a datetime, or ``"watermark"``
+    (`nearline_clock`, for replayed data). Returns ``{user_id, k, slate: [{position, item_id,
     title, category, source, label, score, cluster}], fallbacks: [reason], sources: {...},
     timings_ms: {online_reads, total}, n_online_reads}``.
     """
@@ -156,6 +182,10 @@ def recommend(
             read_s += time.perf_counter() - t
             n_reads += 1
 
+    if isinstance(now, str):
+        if now != "watermark":
+            raise ConfigError(f"bad reference time {now!r}", "pass a datetime or 'watermark'")
+        now = nearline_clock(store)
     user_id = str(user_id).strip()
     if not user_id:
         raise ConfigError("user id is empty", "pass --user USER_ID")
@@ -314,6 +344,7 @@ def recommend(
         "cluster_pair": pair or None,
         "novel_clusters": [{"cluster": c, "score": round(v, 4)} for c, v in zip(novel, novel_scores, strict=False)],
         "sources": sources,
+        "reference_time": None if now is None else _iso(now),
         "n_online_reads": n_reads,
         "timings_ms": {
             "online_reads": round(read_s * 1000, 3),
@@ -359,15 +390,24 @@ def pick_users(store: Any, n: int = 3) -> list[str]:
     return df["user_id"].head(n).tolist()
 
 
-def sample_slates(store: Any, users: Sequence[str] | None = None, n: int = 3, k: int = 10) -> str:
+def sample_slates(
+    store: Any,
+    users: Sequence[str] | None = None,
+    n: int = 3,
+    k: int = 10,
+    now: datetime | str | None = None,
+) -> str:
     """Formatted slates for ``users`` (default: ``pick_users(store, n)``), for the demo summary;
-    a user that cannot be served shows its one-line error instead."""
+    a user that cannot be served shows its one-line error instead. On replayed data pass
+    ``now="watermark"`` (see `nearline_clock`)."""
     from seren.errors import SerenError
 
+    if isinstance(now, str):
+        now = nearline_clock(store) if now == "watermark" else now
     blocks = []
     for u in users if users is not None else pick_users(store, n):
         try:
-            blocks.append(format_slate(recommend(store, u, k=k)))
+            blocks.append(format_slate(recommend(store, u, k=k, now=now)))
         except SerenError as exc:
             blocks.append(f"user {u}: error: {exc.line()}")
     return "\n\n".join(blocks)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -133,3 +134,15 @@ def test_redis_store_serves_the_same_slate(
     finally:
         if redis_server.proc.poll() is None:
             fs.teardown(st)
+
+
+def test_cli_now_option(store: Any, cache: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    cache.candidates(store, "r-cli-now", MAIN, ["i00140"], [0.8], when=datetime(2024, 3, 1, tzinfo=UTC))
+    fdir = str(store.config.repo_path)
+    rc, out, _ = run_main(
+        capsys, "recommend", "-u", "r-cli-now", "--now", "2024-03-02", "--features-dir", fdir, "--json"
+    )
+    got = json.loads(out)
+    assert rc == 0 and got["slate"][2]["item_id"] == "i00140" and got["sources"]["user_candidates"]["status"] == "ok"
+    rc, out, err = run_main(capsys, "recommend", "-u", "r-cli-now", "--now", "someday", "--features-dir", fdir)
+    assert rc == 2 and len(err.strip().splitlines()) == 1 and "--now: cannot parse time 'someday'" in err

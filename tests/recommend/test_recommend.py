@@ -184,3 +184,23 @@ def test_demo_sample_slates(store: Any, cache: Any) -> None:
     ]
     assert "exploration(c9)" in blocks[0] and "fallback: serendipity: no cached SerenGPT candidates" in blocks[1]
     assert sample_slates(store, users=["nobody"]).startswith("user nobody: error: unknown user 'nobody'")
+
+
+def test_watermark_clock_for_replayed_data(store: Any, cache: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    """Nearline stamps rows with the data's event time: on replayed data judge ages against the
+    watermark, not the wall clock."""
+    from feature_repo import store as fs
+    from seren.nearline.state import WatermarkStore, nearline_dir
+
+    window_end = datetime(2024, 3, 1, 12, tzinfo=UTC)
+    cache.candidates(store, "r-replay", MAIN, CANDS, SCORES, when=window_end)
+    assert positions(recommend(store, "r-replay", n_explore=0), "serendipity") == []  # wall clock: ~years old
+    with pytest.raises(ConfigError, match="no nearline watermark"):
+        recommend(store, "r-replay", now="watermark")
+    WatermarkStore(nearline_dir(fs.data_dir_of(store))).write(window_end + timedelta(hours=6))
+    res = recommend(store, "r-replay", n_explore=0, now="watermark")
+    assert positions(res, "serendipity") == [3, 5] and res["fallbacks"] == []  # no exploration slot: 3, 5
+    assert res["reference_time"] == "2024-03-01T18:00:00+00:00"
+    assert res["sources"]["user_candidates"]["age_s"] == pytest.approx(6 * 3600)
+    with pytest.raises(ConfigError, match="bad reference time 'tomorrow'"):
+        recommend(store, "r-replay", now="tomorrow")
