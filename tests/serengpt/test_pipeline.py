@@ -33,3 +33,11 @@ def test_serengpt_training_pipeline_local(tiny_model_dir: Path, tmp_path: Path) 
         assert row in report
     metrics = json.dumps(tasks["evaluate"])
     assert "roc_auc" in metrics
+    # validation records the exported model's judgments; a passed validation makes them monitoring's reference
+    from monitoring.judgments import default_reference_path, load_judgments
+
+    judged = load_judgments(next(Path(res["run_dir"]).rglob("validate-scorer/judgments")))
+    passed = json.loads(next(Path(res["run_dir"]).rglob("validate-scorer/report")).read_text())["passed"]
+    assert len(judged) > 0 and default_reference_path().exists() == passed
+    if passed:
+        assert len(load_judgments(default_reference_path())) == len(judged)
