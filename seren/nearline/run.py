@@ -339,6 +339,7 @@ def run_nearline(
     local_state = nearline_dir(data_dir_of(store))
     state = WatermarkStore(cfg.state_uri or local_state)
     stage_s: dict[str, float] = {s: 0.0 for s in STAGES}
+    ex = Exploration.load(cfg)  # before any work: a missing artifact is a one-line error
     with state.run_lock(local_state):
         before = state.watermark()
         from seren.data import load_dataset
@@ -377,7 +378,6 @@ def run_nearline(
         if skipped:
             log.info("nearline: %d changed user(s) without positive history skipped", len(skipped))
 
-        ex = Exploration.load(cfg)  # before any work: a missing artifact is a one-line error
         from serving.client import SerenClient
 
         client = SerenClient(cfg.triton_url, cfg.protocol, timeout=cfg.timeout_s, retries=cfg.retries)  # type: ignore[arg-type]

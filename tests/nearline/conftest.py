@@ -25,34 +25,57 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("filterwarnings", "ignore:This client only works with Kubeflow Pipeline:FutureWarning")
 
 
-def build_exploration(dataset_dir: Path, tiny_model_dir: Path, out: Path, work: Path) -> Path:
-    """Real exploration outputs, small and fast, published like the exploration pipeline does."""
+def build_exploration(dataset_dir: Path, out: Path, work: Path) -> Path:
+    """Real exploration outputs, small and fast, published like the exploration pipeline does.
+
+    Two stand-ins keep this to seconds (the nearline job only consumes these artifacts; the
+    exploration tests cover how they are made): TF-IDF item vectors instead of MiniLM embeddings,
+    and the pair table filled by the co-occurrence baseline instead of the novelty LLM (same
+    columns, so `PairLookup` reads it as it reads the LLM's)."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
     from seren.data import load_dataset
-    from seren.exploration.clusters import build_clusters
-    from seren.exploration.novelty import NoveltyModel, train_novelty
-    from seren.exploration.pair_table import build_pair_table
+    from seren.exploration.clusters import build_clusters, item_texts
+    from seren.exploration.novelty import Baselines
+    from seren.exploration.pair_table import TABLE_FILE, all_pairs, pair_key
     from seren.exploration.seqrec import train_seqrec
     from seren.exploration.transitions import build_transitions
     from seren.exploration.workflow import publish_outputs
+    from seren.io import write_parquet
 
     ds = load_dataset(dataset_dir)
-    cl = build_clusters(ds.items, n_top=3, n_sub=2, seed=0)
+    vec = TfidfVectorizer().fit_transform(item_texts(ds.items)).toarray().astype(np.float32)
+    cl = build_clusters(ds.items, n_top=3, n_sub=2, seed=0, embeddings=vec)
     cl.save(work / "clusters")
     tr = build_transitions(ds.interactions, cl.item_to_cluster, cl.descriptions, min_count=1, test_frac=0.2)
-    nov = train_novelty(
-        tiny_model_dir, tr, cl.descriptions, work / "novelty", max_steps=4, batch_size=8, learning_rate=5e-3, seed=0
+    pairs = all_pairs(cl.ids)
+    ranked = Baselines.fit(tr, None, cl.ids).cooccurrence(pairs, 2)
+    table = pd.DataFrame(
+        {
+            "cluster_pair": [pair_key(a, b) for a, b in pairs],
+            "c1": [a for a, _ in pairs],
+            "c2": [b for _, b in pairs],
+            "novel_clusters": ranked,
+            "novel_scores": [[1.0 / (r + 1) for r in range(len(c))] for c in ranked],
+        }
     )
-    table_f = build_pair_table(NoveltyModel.from_pretrained(nov), work / "table", n=2)
+    write_parquet(work / "table" / TABLE_FILE, table)
     train_seqrec(ds, work / "seqrec", epochs=3, dim=32, n_blocks=1, seed=0, progress=False)
     return publish_outputs(
-        out, clusters_dir=work / "clusters", table_dir=table_f, dataset_dir=dataset_dir, seqrec_dir=work / "seqrec"
+        out,
+        clusters_dir=work / "clusters",
+        table_dir=work / "table",
+        dataset_dir=dataset_dir,
+        seqrec_dir=work / "seqrec",
     )
 
 
 @pytest.fixture(scope="session")
-def exploration_dir(small_dataset: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def exploration_dir(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("nearline_exploration")
-    return build_exploration(small_dataset, tiny_model_dir, root / "published", root / "work")
+    return build_exploration(small_dataset, root / "published", root / "work")
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,13 @@ online + parquet offline) and real exploration outputs on the synthetic small da
 from __future__ import annotations
 
 import json
-import shutil
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -44,7 +50,9 @@ def online(feast_dir: Path, users: list[str]) -> dict[str, pd.DataFrame]:
     from feature_repo.store import get_online
 
     store = open_store("local", feast_dir)
-    return {v: get_online(store, v, users, max_age=pd.Timedelta(days=100000)) for v in ("user_candidates", "user_profile")}
+    return {
+        v: get_online(store, v, users, max_age=pd.Timedelta(days=100000)) for v in ("user_candidates", "user_profile")
+    }
 
 
 def frozen(state: dict[str, pd.DataFrame]) -> dict[str, list]:
@@ -151,6 +159,89 @@ def test_rerun_of_the_same_window_is_a_no_op(first_run):
     assert frozen(online(root / "features", users)) == before
 
 
+def _cli_args(cfg: NearlineConfig, feast_dir: Path, judgments: Path) -> list[str]:
+    return [
+        str(Path(sys.executable).parent / "seren"),
+        "nearline",
+        "run",
+        "--once",
+        "--data", cfg.dataset_dir,
+        "--exploration", str(cfg.exploration_dir),
+        "--url", cfg.triton_url,
+        "--model", cfg.model,
+        "--token-budget", str(cfg.token_budget),
+        "--k-main", str(cfg.k_main),
+        "--k-explore", str(cfg.k_explore),
+        "--n-novel", str(cfg.n_novel),
+        "--top-n", str(cfg.top_n),
+        "--threshold", str(cfg.threshold),
+        "--batch-size", str(cfg.batch_size),
+        "--target", "local",
+        "--features-dir", str(feast_dir),
+        "--judgments", str(judgments),
+    ]  # fmt: skip
+
+
+def _scorer_inferences(triton) -> int:
+    import tritonclient.http as httpclient
+
+    c = httpclient.InferenceServerClient(triton.http_url)
+    try:
+        return int(c.get_inference_statistics("scorer")["model_stats"][0]["inference_count"])
+    finally:
+        c.close()
+
+
+def test_killed_run_loses_nothing(first_run, triton, tmp_path):
+    """SIGKILL a CLI run while it is scoring on Triton: the watermark, the store and the judgments
+    are untouched; the next run completes the window and leaves exactly the uninterrupted state."""
+    cfg, res, root = first_run
+    feast_dir, judgments = tmp_path / "features", tmp_path / "judgments"
+    # throttle between Triton batches (the ops seam for sharing Triton), so the kill lands mid-scoring
+    env = {**os.environ, "SEREN_NEARLINE_BATCH_DELAY_S": "0.5"}
+    before_inf = _scorer_inferences(triton)
+    proc = subprocess.Popen(
+        _cli_args(cfg, feast_dir, judgments), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(ln) for ln in proc.stderr], daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + 120
+    try:
+        while not any(ln.startswith("nearline: scoring") for ln in seen):
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(seen)
+            try:
+                seen.append(lines.get(timeout=1))
+            except queue.Empty:
+                pass
+        time.sleep(1.5)  # a few batches in
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+    time.sleep(0.2)
+    while not lines.empty():
+        seen.append(lines.get())
+    assert not any("feast_writes" in ln or ln.startswith("nearline: done") for ln in seen), seen
+    scored = _scorer_inferences(triton) - before_inf
+    assert 0 < scored < res["items_scored"], "the kill did not land mid-scoring"
+
+    users = sorted(pd.read_parquet(res["judgments"])["user_id"].unique())
+    assert WatermarkStore(nearline_dir(feast_dir)).read() is None
+    assert (online(feast_dir, users)["user_candidates"]["status"] == "missing").all()
+    assert not list(judgments.glob("*.parquet"))
+
+    cfg2 = NearlineConfig(**{**cfg.__dict__, "feast_data_dir": str(feast_dir), "judgments_dir": str(judgments)})
+    again = run_nearline(cfg2)
+    assert again["watermark_after"] == res["watermark_after"] and again["users_refreshed"] == res["users_refreshed"]
+    assert frozen(online(feast_dir, users)) == frozen(online(root / "features", users))
+    # a second run of the (now finished) window adds nothing offline either
+    assert run_nearline(cfg2)["users_changed"] == 0
+    off = pd.read_parquet(feast_dir / "offline" / "user_candidates.parquet")
+    assert len(off) == len(users) and off["user_id"].is_unique
+    assert len(list(judgments.glob("*.parquet"))) == 1
+
+
 def test_new_events_refresh_only_those_users(first_run, tmp_path):
     from seren.data import load_dataset, save_dataset
 
@@ -229,10 +320,3 @@ def test_watermark_file_is_json_with_the_window(first_run):
         res["watermark_after"]
     )
     assert "updated" in rec
-
-
-def test_store_copy_is_not_shared(first_run, tmp_path):
-    """The state lives with the Feast data it describes: a fresh data dir starts from no watermark."""
-    _, _, root = first_run
-    shutil.copytree(root / "features", tmp_path / "copy", ignore=shutil.ignore_patterns("nearline"))
-    assert WatermarkStore(nearline_dir(tmp_path / "copy")).read() is None
