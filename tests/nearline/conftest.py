@@ -98,3 +98,11 @@ def triton(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         model_repo, log_file=root / "tritonserver.log", backend_dir=root / "backends", models=["serengpt"]
     ) as srv:
         yield srv
+
+
+_REGISTRY_CONFTEST = Path(__file__).resolve().parent.parent / "registry" / "conftest.py"
+_rspec = importlib.util.spec_from_file_location("_seren_gcs_emulator_for_nearline", _REGISTRY_CONFTEST)
+_registry = sys.modules.setdefault(_rspec.name, importlib.util.module_from_spec(_rspec))
+_rspec.loader.exec_module(_registry)
+gcs_emulator = _registry.gcs_emulator  # gcp-storage-emulator on loopback (module scope)
+gs_uri = _registry.gs_uri
