@@ -27,10 +27,12 @@ def nearline_refresh(
     feast_data_dir: str = "",
     state_uri: str = "",
     judgments_dir: str = "",
+    initial_lookback: str = "",
 ) -> str:
     """Returns the watermark after the run. "" = defaults: dataset of the published exploration run,
     $SEREN_TRITON_URL or 127.0.0.1:8000, $SEREN_HOME/exploration, the model card's token budget,
-    $SEREN_FEAST_TARGET / $SEREN_HOME/features, <features>/nearline, $SEREN_HOME/monitoring/judgments."""
+    $SEREN_FEAST_TARGET / $SEREN_HOME/features, <features>/nearline, $SEREN_HOME/monitoring/judgments;
+    initial_lookback "" = the first run refreshes every user (else e.g. "1d" before the newest event)."""
     import json
     import os
     from pathlib import Path
@@ -53,6 +55,7 @@ def nearline_refresh(
         feast_data_dir=feast_data_dir or None,
         state_uri=state_uri or None,
         judgments_dir=judgments_dir or None,
+        initial_lookback=initial_lookback or None,
     )
     res = run_nearline(cfg)
     Path(summary.path).parent.mkdir(parents=True, exist_ok=True)

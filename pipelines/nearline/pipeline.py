@@ -38,6 +38,7 @@ def pipeline(
     feast_data_dir: str = "",
     state_uri: str = "",
     judgments_dir: str = "",
+    initial_lookback: str = "",
 ) -> Metrics:
     """On Kubeflow, point the paths at storage every step mounts (or gs:// for state_uri) and
     triton_url at the in-cluster Triton service."""
@@ -57,6 +58,7 @@ def pipeline(
         feast_data_dir=feast_data_dir,
         state_uri=state_uri,
         judgments_dir=judgments_dir,
+        initial_lookback=initial_lookback,
     ).set_display_name("nearline refresh")
     task.set_caching_options(False)  # reads a growing event log, writes Feast + the watermark
     return task.outputs["metrics"]

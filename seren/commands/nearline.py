@@ -81,6 +81,11 @@ def run(
         "--judgments",
         help="Judgments parts dir for monitoring (default: $SEREN_HOME/monitoring/judgments; 'none').",
     ),
+    initial_lookback: str = typer.Option(
+        None,
+        "--initial-lookback",
+        help="First run only (no watermark yet): refresh users active in this span before the newest event (1d, 6h).",
+    ),
     every: str = typer.Option(None, "--every", help="Run every N seconds (or 90s, 15m, 1h) until Ctrl-C."),
     once: bool = typer.Option(False, "--once", help="Run once and exit (the default without --every)."),
     max_runs: int = typer.Option(None, "--max-runs", min=1, hidden=True, help="Stop the --every loop after N runs."),
@@ -110,6 +115,7 @@ def run(
         feast_data_dir=str(features_dir) if features_dir else None,
         state_uri=state,
         judgments_dir=judgments,
+        initial_lookback=initial_lookback,
     )
     if not every:
         res = run_nearline(cfg, on_stage=_stage, progress=_progress)

@@ -17,6 +17,7 @@ judgments. The watermark moves last, after every push succeeded.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
@@ -73,6 +74,9 @@ class NearlineConfig:
     feast_target: str | None = None
     feast_data_dir: str | None = None
     state_uri: str | None = None  # default: <feast data dir>/nearline; gs://bucket/prefix in production
+    # first run only (no watermark yet): start this far before the newest event ("1d", "6h") instead
+    # of refreshing every user; the batch pipelines already built everyone's profiles
+    initial_lookback: str | None = None
     judgments_dir: str | None = None  # default monitoring.judgments.default_current_dir(); "none" = skip
 
     def validate(self) -> NearlineConfig:
@@ -89,6 +93,7 @@ class NearlineConfig:
         for ok, msg in checks:
             if not ok:
                 raise ConfigError(f"invalid nearline setting: {msg}", "pass a value in the allowed range")
+        self.lookback()
         if not self.dataset_dir:
             self.dataset_dir = self._published_dataset()
         if not Path(self.dataset_dir).is_dir():
@@ -111,6 +116,19 @@ class NearlineConfig:
                 f"no dataset given and {f} names none", "pass --data DIR (the dataset the features pipeline ingested)"
             )
         return str(found)
+
+    def lookback(self) -> pd.Timedelta | None:
+        if not self.initial_lookback:
+            return None
+        try:
+            td = pd.Timedelta(str(self.initial_lookback).strip())
+        except ValueError:
+            td = None
+        if td is None or td <= pd.Timedelta(0):
+            raise ConfigError(
+                f"initial lookback {self.initial_lookback!r} is not a positive duration", "pass e.g. 1d, 6h or 30min"
+            )
+        return td
 
     def batch_delay(self) -> float:
         if self.batch_delay_s is not None:
@@ -345,10 +363,14 @@ def run_nearline(
         from seren.data import load_dataset
 
         ds = load_dataset(cfg.dataset_dir)
-        users, window_end = changed_users(ds.interactions, before)
+        start = before
+        if before is None and cfg.lookback() is not None and not ds.interactions.empty:
+            start = pd.to_datetime(ds.interactions["timestamp"], utc=True).max() - cfg.lookback()
+        users, window_end = changed_users(ds.interactions, start)
         summary: dict[str, Any] = {
             "watermark_before": before.isoformat() if before is not None else None,
             "watermark_after": before.isoformat() if before is not None else None,
+            "window_start": start.isoformat() if start is not None else None,
             "window_end": window_end.isoformat() if window_end is not None else None,
             "state": state.uri,
             "users_changed": len(users),
@@ -437,7 +459,7 @@ def run_nearline(
                 ],
                 to="online_and_offline",
             )
-        summary["judgments"] = _append_judgments(cfg, pairs, profiles, ds.items, window_end, before)
+        summary["judgments"] = _append_judgments(cfg, pairs, profiles, ds.items, window_end, start)
         after = state.write(
             window_end,
             users_refreshed=len(refresh),
@@ -455,12 +477,20 @@ def run_nearline(
         return summary
 
 
+@functools.lru_cache(maxsize=4)
+def _tokenizer(model: str) -> Any:
+    """Loaded once per process: a `--every` loop must not pay the tokenizer load on every tick."""
+    from seren.profiles import load_tokenizer
+
+    return load_tokenizer(model)
+
+
 def _profiles(ds: Any, cfg: NearlineConfig, users: list[str]) -> pd.DataFrame:
-    from seren.profiles import build_profiles, load_tokenizer
+    from seren.profiles import build_profiles
 
     if not users:
         return pd.DataFrame(columns=["user_id", "profile_text", "profile_tokens", "category_entropy"])
-    tok = load_tokenizer(cfg.model)
+    tok = _tokenizer(str(cfg.model))
     df = build_profiles(ds, tok, token_budget=_token_budget(cfg), users=users)
     df["user_id"] = df["user_id"].astype(str)
     return df.reset_index(drop=True)

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seren.errors import ServiceError
+from seren.errors import SerenError, ServiceError
 from seren.nearline import NearlineConfig, WatermarkStore, nearline_dir, open_store, run_nearline
 
 pytestmark = pytest.mark.integration
@@ -320,3 +320,21 @@ def test_watermark_file_is_json_with_the_window(first_run):
         res["watermark_after"]
     )
     assert "updated" in rec
+
+
+def test_initial_lookback_limits_the_first_run(small_dataset, triton, exploration_dir, tiny_model_dir, tmp_path):
+    from seren.data import load_dataset
+
+    ds = load_dataset(small_dataset)
+    ts = pd.to_datetime(ds.interactions["timestamp"], utc=True)
+    recent = set(ds.interactions.loc[ts > ts.max() - pd.Timedelta("2d"), "user_id"].astype(str))
+    assert 0 < len(recent) < ds.interactions["user_id"].nunique()
+    cfg = make_cfg(small_dataset, triton, exploration_dir, tiny_model_dir, tmp_path / "f", initial_lookback="2d")
+    res = run_nearline(cfg)
+    assert res["users_changed"] == len(recent) and pd.Timestamp(res["window_start"]) == ts.max() - pd.Timedelta("2d")
+    assert pd.Timestamp(res["watermark_after"]) == ts.max()
+    assert run_nearline(cfg)["users_changed"] == 0  # the lookback applies only before the first watermark
+    with pytest.raises(SerenError, match="not a positive duration"):
+        make_cfg(
+            small_dataset, triton, exploration_dir, tiny_model_dir, tmp_path / "g", initial_lookback="soon"
+        ).validate()
