@@ -100,6 +100,23 @@ def triton(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
         yield srv
 
 
+@pytest.fixture(scope="session")
+def few_users(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Four users of the small dataset (the exploration outputs were built on all of it)."""
+    from seren.data import load_dataset, save_dataset
+
+    ds = load_dataset(small_dataset)
+    keep = sorted(ds.interactions["user_id"].unique())[:4]
+    ds.interactions = ds.interactions[ds.interactions["user_id"].isin(keep)].reset_index(drop=True)
+    if ds.users is not None:
+        ds.users = ds.users[ds.users["user_id"].isin(keep)].reset_index(drop=True)
+    if ds.labels is not None:
+        ds.labels = ds.labels[ds.labels["user_id"].isin(keep)].reset_index(drop=True)
+    out = tmp_path_factory.mktemp("few_users") / "data"
+    save_dataset(ds, out)
+    return out
+
+
 _REGISTRY_CONFTEST = Path(__file__).resolve().parent.parent / "registry" / "conftest.py"
 _rspec = importlib.util.spec_from_file_location("_seren_gcs_emulator_for_nearline", _REGISTRY_CONFTEST)
 _registry = sys.modules.setdefault(_rspec.name, importlib.util.module_from_spec(_rspec))

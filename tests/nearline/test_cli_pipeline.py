@@ -18,23 +18,6 @@ from seren.nearline import WatermarkStore, nearline_dir
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def few_users(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four users of the small dataset (the exploration outputs were built on all of it)."""
-    from seren.data import load_dataset, save_dataset
-
-    ds = load_dataset(small_dataset)
-    keep = sorted(ds.interactions["user_id"].unique())[:4]
-    ds.interactions = ds.interactions[ds.interactions["user_id"].isin(keep)].reset_index(drop=True)
-    if ds.users is not None:
-        ds.users = ds.users[ds.users["user_id"].isin(keep)].reset_index(drop=True)
-    if ds.labels is not None:
-        ds.labels = ds.labels[ds.labels["user_id"].isin(keep)].reset_index(drop=True)
-    out = tmp_path_factory.mktemp("few_users") / "data"
-    save_dataset(ds, out)
-    return out
-
-
 def _args(data: Path, triton_url: str, exploration_dir: Path, model: Path, feast_dir: Path) -> list[str]:
     return [
         "--data", str(data), "--url", triton_url, "--exploration", str(exploration_dir), "--model", str(model),
