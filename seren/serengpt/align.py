@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,25 +20,20 @@ import pandas as pd
 
 from seren.errors import ConfigError
 from seren.serengpt.sft import (
-    CHECKPOINT_SUBDIR,
-    MODEL_SUBDIR,
     balanced_sample,
-    base_training_args,
-    check_budget,
-    compact_logprobs,
-    dataset_fingerprint,
-    finish_stage_dir,
+    budget_params,
+    finish_stage,
+    fit,
+    load_trainable,
     lora_config,
     loss_summary,
     numeric_metrics,
-    prepare_stage_dir,
-    publish_model,
-    quiet_callbacks,
-    quiet_transformers,
+    open_stage,
     read_model_card,
     require_columns,
-    run_fingerprint,
-    save_merged,
+    stage_training_args,
+    token_lengths,
+    train_and_publish,
     utc_now,
 )
 
@@ -78,66 +71,39 @@ def train_preference(
     lora_layers: int | None = None,
 ) -> Path:
     """IPO/DPO on (prompt, chosen, rejected) with the SFT model as reference; returns `out_dir/model`."""
-    import torch
     from datasets import Dataset as HFDataset
     from trl import DPOConfig, DPOTrainer
 
     from seren import __version__
-    from seren.llm.base import load_causal_lm, resolve_base_model
+    from seren.llm.base import resolve_base_model
 
     if loss not in LOSSES:
         raise ConfigError(f"unknown preference loss {loss!r}", f"use one of: {', '.join(LOSSES)}")
     if beta <= 0:
         raise ConfigError(f"beta must be > 0, got {beta}", "pass e.g. --beta 0.1")
     require_columns(pref_df, PREF_COLUMNS, "preference")
-    check_budget(max_steps, batch_size, learning_rate, lora_r)
-    sft_path = resolve_base_model(sft_model_dir)
-    out_dir = Path(out_dir)
-    data = balanced_sample(_pref_label(pref_df), max_examples, seed)
     params = {
         "loss": loss,
         "beta": beta,
-        "max_steps": max_steps,
-        "max_examples": max_examples,
-        "lora_r": lora_r,
-        "lora_alpha": lora_alpha,
-        "learning_rate": learning_rate,
-        "batch_size": batch_size,
-        "seed": seed,
-        "lora_layers": lora_layers,
+        **budget_params(max_steps, max_examples, lora_r, lora_alpha, learning_rate, batch_size, seed, lora_layers),
     }
-    fp = run_fingerprint(params, dataset_fingerprint(data, PREF_COLUMNS), str(sft_path))
-    done, resume = prepare_stage_dir(out_dir, fp)
-    if done is not None:
-        log.info("aligned model for this data and settings already exists at %s", done)
-        return done
+    sft_path = resolve_base_model(sft_model_dir)
+    data = balanced_sample(_pref_label(pref_df), max_examples, seed)
+    stage = open_stage(out_dir, params, data, PREF_COLUMNS, sft_path)
+    if stage.done is not None:
+        log.info("aligned model for this data and settings already exists at %s", stage.done)
+        return stage.done
 
-    quiet_transformers()
-    model, tok = load_causal_lm(sft_path)
-    model.train()
-    lengths = [
-        len(x)
-        for x in tok(
-            [p + max(c, r, key=len) for p, c, r in zip(data["prompt"], data["chosen"], data["rejected"], strict=True)]
-        )["input_ids"]
-    ]
-    max_length = max(lengths) + 2
+    model, tok = load_trainable(sft_path, seed)
+    longest = [p + max(c, r, key=len) for p, c, r in zip(data["prompt"], data["chosen"], data["rejected"], strict=True)]
+    max_length = max(token_lengths(tok, longest)) + 2
     args = DPOConfig(
-        **base_training_args(
-            out_dir / CHECKPOINT_SUBDIR,
-            max_steps,
-            batch_size,
-            learning_rate,
-            seed,
-            progress,
-            save_steps or max(1, max_steps // 4),
-        ),
+        **stage_training_args(stage, params, progress, save_steps),
         loss_type=[LOSSES[loss]],
         beta=float(beta),
         max_length=max_length,
         precompute_ref_log_probs=False,
     )
-    torch.manual_seed(seed)
     trainer = DPOTrainer(
         model=model,
         ref_model=None,  # peft + no ref model: reference = adapter disabled = the SFT policy
@@ -147,11 +113,7 @@ def train_preference(
         peft_config=lora_config(lora_r, lora_alpha, model, lora_layers),
         callbacks=list(callbacks),
     )
-    quiet_callbacks(trainer, progress)
-    t0 = time.perf_counter()
-    with compact_logprobs():
-        trainer.train(resume_from_checkpoint=resume)
-    seconds = time.perf_counter() - t0
+    seconds = fit(trainer, stage, progress)
     hist = trainer.state.log_history
     sft_card = read_model_card(sft_path)
     metrics: dict[str, Any] = {**loss_summary(hist)}
@@ -164,7 +126,7 @@ def train_preference(
     metrics.update(
         {
             "steps": int(trainer.state.global_step),
-            "resumed_from": Path(resume).name if resume else None,
+            "resumed_from": Path(stage.resume).name if stage.resume else None,
             "seconds": round(seconds, 1),
         }
     )
@@ -192,9 +154,7 @@ def train_preference(
     }
     # the SFT loss curve is already in the SFT card; keep this card readable
     card["train_metrics"]["sft"] = {k: v for k, v in card["train_metrics"]["sft"].items() if not k.endswith("_curve")}
-    model_dir = save_merged(trainer, tok, out_dir / MODEL_SUBDIR, card)
-    finish_stage_dir(out_dir, fp)
-    return model_dir
+    return finish_stage(trainer, tok, stage, card)
 
 
 def preference_margins(model: Any, tokenizer: Any, pref_df: pd.DataFrame, batch_size: int = 8) -> np.ndarray:
@@ -255,10 +215,8 @@ def align_artifact(
     from seren.serengpt.labeling import TrainingData
 
     td = TrainingData.load(training_data_dir)
-    work = Path(f"{model_out}.work")
-    model_dir = train_preference(sft_model_dir, td.pref_train, work, loss=loss, **params)
-    card = read_model_card(model_dir)
-    publish_model(model_dir, model_out)
-    shutil.rmtree(work, ignore_errors=True)
+    card = train_and_publish(
+        lambda work: train_preference(sft_model_dir, td.pref_train, work, loss=loss, **params), model_out
+    )
     pref = card.get("train_metrics", {}).get("preference", {})
     return numeric_metrics({"data": card["data"]["preference"], **pref})

@@ -19,9 +19,11 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -164,19 +166,40 @@ def lora_config(r: int, alpha: int, model: Any = None, top_layers: int | None = 
     """
     from peft import LoraConfig
 
+    target: str | list[str] = "all-linear"
     kw: dict[str, Any] = {}
     if top_layers:
         n = int(getattr(model.config, "num_hidden_layers", 0)) if model is not None else 0
         if n and top_layers < n:
+            # peft only restricts layers for an explicit module list, so name the blocks' linears
+            target = block_linear_names(model)
             kw = {"layers_to_transform": list(range(n - int(top_layers), n)), "layers_pattern": "layers"}
     return LoraConfig(
         r=int(r),
         lora_alpha=int(alpha),
         lora_dropout=float(dropout),
-        target_modules="all-linear",
+        target_modules=target,
         task_type="CAUSAL_LM",
         **kw,
     )
+
+
+def lora_target(top_layers: int | None) -> str:
+    return f"all-linear in the top {top_layers} blocks" if top_layers else "all-linear"
+
+
+def block_linear_names(model: Any) -> list[str]:
+    """Leaf names of the linear layers inside the decoder blocks (`...layers.<i>.<...>.<name>`)."""
+    import torch
+
+    names = {
+        name.rsplit(".", 1)[-1]
+        for name, mod in model.named_modules()
+        if isinstance(mod, torch.nn.Linear) and re.search(r"\.layers\.\d+\.", name)
+    }
+    if not names:
+        raise DataError("the model has no linear layers inside `layers.<i>` blocks", "omit lora_layers for it")
+    return sorted(names)
 
 
 def loss_summary(log_history: list[dict[str, Any]], key: str = "loss") -> dict[str, Any]:
@@ -320,6 +343,98 @@ def quiet_transformers() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+@dataclass
+class StageRun:
+    """One resumable stage directory: its run fingerprint, a finished model or a checkpoint to resume."""
+
+    out_dir: Path
+    fingerprint: str
+    done: Path | None
+    resume: str | None
+
+
+def budget_params(
+    max_steps: int,
+    max_examples: int | None,
+    lora_r: int,
+    lora_alpha: int,
+    learning_rate: float,
+    batch_size: int,
+    seed: int,
+    lora_layers: int | None,
+) -> dict[str, Any]:
+    """The LoRA training budget both stages fingerprint and record on the model card."""
+    check_budget(max_steps, batch_size, learning_rate, lora_r)
+    return {
+        "max_steps": max_steps,
+        "max_examples": max_examples,
+        "lora_r": lora_r,
+        "lora_alpha": lora_alpha,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "seed": seed,
+        "lora_layers": lora_layers,
+    }
+
+
+def open_stage(
+    out_dir: str | os.PathLike[str], params: dict[str, Any], data: pd.DataFrame, columns: Sequence[str], parent: Path
+) -> StageRun:
+    """Fingerprint (settings, data, parent model) and find what this stage dir already holds."""
+    out = Path(out_dir)
+    fp = run_fingerprint(params, dataset_fingerprint(data, columns), str(parent))
+    done, resume = prepare_stage_dir(out, fp)
+    return StageRun(out, fp, done, resume)
+
+
+def load_trainable(path: Path, seed: int) -> tuple[Any, Any]:
+    """(model in train mode, tokenizer), with the seed set for the LoRA initialisation that follows."""
+    import torch
+
+    from seren.llm.base import load_causal_lm
+
+    quiet_transformers()
+    model, tok = load_causal_lm(path)
+    model.train()
+    torch.manual_seed(seed)
+    return model, tok
+
+
+def token_lengths(tokenizer: Any, texts: Sequence[str]) -> list[int]:
+    return [len(x) for x in tokenizer(list(texts))["input_ids"]]
+
+
+def stage_training_args(
+    stage: StageRun, params: dict[str, Any], progress: bool, save_steps: int | None
+) -> dict[str, Any]:
+    steps = int(params["max_steps"])
+    return base_training_args(
+        stage.out_dir / CHECKPOINT_SUBDIR,
+        steps,
+        params["batch_size"],
+        params["learning_rate"],
+        params["seed"],
+        progress,
+        save_steps or max(1, steps // 4),
+    )
+
+
+def fit(trainer: Any, stage: StageRun, progress: bool) -> float:
+    """Train (resuming the stage's checkpoint if any) with compact log-probs; returns seconds."""
+    quiet_callbacks(trainer, progress)
+    t0 = time.perf_counter()
+    with compact_logprobs():
+        trainer.train(resume_from_checkpoint=stage.resume)
+    return time.perf_counter() - t0
+
+
+def finish_stage(trainer: Any, tokenizer: Any, stage: StageRun, card: dict[str, Any]) -> Path:
+    """Merge + write the model with its card, then mark the run finished (in that order)."""
+    model_dir = save_merged(trainer, tokenizer, stage.out_dir / MODEL_SUBDIR, card)
+    finish_stage_dir(stage.out_dir, stage.fingerprint)
+    return model_dir
+
+
 # ------------------------------------------------------------------ SFT
 
 
@@ -344,57 +459,31 @@ def train_sft(
     `train_df` has `prompt` and `completion` (and `label` for balanced subsampling) as built by
     `seren.serengpt.labeling.build_training_data`.
     """
-    import torch
     from datasets import Dataset as HFDataset
     from trl import SFTConfig, SFTTrainer
 
     from seren import __version__
-    from seren.llm.base import load_causal_lm, resolve_base_model
+    from seren.llm.base import resolve_base_model
 
     require_columns(train_df, ["prompt", "completion"], "SFT training")
-    check_budget(max_steps, batch_size, learning_rate, lora_r)
+    params = budget_params(max_steps, max_examples, lora_r, lora_alpha, learning_rate, batch_size, seed, lora_layers)
     base_path = resolve_base_model(base_model)
-    out_dir = Path(out_dir)
     data = balanced_sample(train_df, max_examples, seed)
-    params = {
-        "max_steps": max_steps,
-        "max_examples": max_examples,
-        "lora_r": lora_r,
-        "lora_alpha": lora_alpha,
-        "learning_rate": learning_rate,
-        "batch_size": batch_size,
-        "seed": seed,
-        "lora_layers": lora_layers,
-    }
-    fp = run_fingerprint(params, dataset_fingerprint(data, ["prompt", "completion"]), str(base_path))
-    done, resume = prepare_stage_dir(out_dir, fp)
-    if done is not None:
-        log.info("SFT model for this data and settings already exists at %s", done)
-        return done
+    stage = open_stage(out_dir, params, data, ["prompt", "completion"], base_path)
+    if stage.done is not None:
+        log.info("SFT model for this data and settings already exists at %s", stage.done)
+        return stage.done
 
-    quiet_transformers()
-    model, tok = load_causal_lm(base_path)
-    model.train()
-    lengths = [
-        len(x) for x in tok([p + c for p, c in zip(data["prompt"], data["completion"], strict=True)])["input_ids"]
-    ]
+    model, tok = load_trainable(base_path, seed)
+    lengths = token_lengths(tok, [p + c for p, c in zip(data["prompt"], data["completion"], strict=True)])
     max_length = max(lengths) + 2  # + EOS; never truncate the answer away
     args = SFTConfig(
-        **base_training_args(
-            out_dir / CHECKPOINT_SUBDIR,
-            max_steps,
-            batch_size,
-            learning_rate,
-            seed,
-            progress,
-            save_steps or max(1, max_steps // 4),
-        ),
+        **stage_training_args(stage, params, progress, save_steps),
         max_length=max_length,
         completion_only_loss=True,
         packing=False,
         dataset_num_proc=None,
     )
-    torch.manual_seed(seed)
     trainer = SFTTrainer(
         model=model,
         args=args,
@@ -403,11 +492,7 @@ def train_sft(
         peft_config=lora_config(lora_r, lora_alpha, model, lora_layers),
         callbacks=list(callbacks),
     )
-    quiet_callbacks(trainer, progress)
-    t0 = time.perf_counter()
-    with compact_logprobs():
-        trainer.train(resume_from_checkpoint=resume)
-    seconds = time.perf_counter() - t0
+    seconds = fit(trainer, stage, progress)
     labels = data["label"] if "label" in data.columns else None
     card = {
         "stage": "sft",
@@ -423,17 +508,20 @@ def train_sft(
             "max_length_tokens": int(max_length),
             "mean_length_tokens": float(sum(lengths) / len(lengths)),
         },
-        "hyperparameters": {**params, "loss": "completion-only NLL", "lora_target": "all-linear", "dtype": "float32"},
+        "hyperparameters": {
+            **params,
+            "loss": "completion-only NLL",
+            "lora_target": lora_target(lora_layers),
+            "dtype": "float32",
+        },
         "train_metrics": {
             **loss_summary(trainer.state.log_history),
             "steps": int(trainer.state.global_step),
-            "resumed_from": Path(resume).name if resume else None,
+            "resumed_from": Path(stage.resume).name if stage.resume else None,
             "seconds": round(seconds, 1),
         },
     }
-    model_dir = save_merged(trainer, tok, out_dir / MODEL_SUBDIR, card)
-    finish_stage_dir(out_dir, fp)
-    return model_dir
+    return finish_stage(trainer, tok, stage, card)
 
 
 # ------------------------------------------------------------------ KFP component entry points
@@ -467,6 +555,16 @@ def publish_model(model_dir: Path, target: str | os.PathLike[str]) -> Path:
     return target
 
 
+def train_and_publish(train: Callable[[Path], Path], model_out: str | os.PathLike[str]) -> dict[str, Any]:
+    """Train into `<model_out>.work` (resumable there), move the merged model to `model_out`; its card."""
+    work = Path(f"{model_out}.work")
+    model_dir = train(work)
+    card = read_model_card(model_dir)
+    publish_model(model_dir, model_out)
+    shutil.rmtree(work, ignore_errors=True)
+    return card
+
+
 def distill_artifact(
     training_data_dir: str | os.PathLike[str],
     model_out: str | os.PathLike[str],
@@ -477,9 +575,5 @@ def distill_artifact(
     from seren.serengpt.labeling import TrainingData
 
     td = TrainingData.load(training_data_dir)
-    work = Path(f"{model_out}.work")
-    model_dir = train_sft(base_model, td.sft_train, work, **params)
-    card = read_model_card(model_dir)
-    publish_model(model_dir, model_out)
-    shutil.rmtree(work, ignore_errors=True)
+    card = train_and_publish(lambda work: train_sft(base_model, td.sft_train, work, **params), model_out)
     return numeric_metrics({"data": card.get("data", {}), **card.get("train_metrics", {})})

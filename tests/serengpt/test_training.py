@@ -161,3 +161,23 @@ def test_bad_inputs_are_one_line_errors_without_artifacts(tiny_model_dir, toy, t
         assert not (tmp_path / d / "model").exists()
     for exc in (DataError, ConfigError):
         assert "\n" not in str(exc("x", "y"))
+
+
+def test_lora_layers_adapts_only_the_top_blocks(tiny_model_dir, toy, tmp_path):
+    """peft refuses a layer subset with target "all-linear": the top-N option names the block linears."""
+    from peft import get_peft_model
+
+    from seren.llm.base import load_causal_lm
+    from seren.serengpt.sft import lora_config
+
+    model, _ = load_causal_lm(tiny_model_dir)
+    peft_model = get_peft_model(model, lora_config(4, 8, model, top_layers=1))
+    adapted = {n.split(".layers.")[1].split(".")[0] for n, _ in peft_model.named_parameters() if "lora_" in n}
+    assert adapted == {"1"}  # 2 blocks: only the top one
+    assert sum("lora_" in n for n, _ in peft_model.named_parameters()) == 2 * 7  # A+B on q,k,v,o,gate,up,down
+    out = train_sft(
+        tiny_model_dir, toy, tmp_path, max_steps=2, batch_size=4, learning_rate=1e-2, progress=False, lora_layers=1
+    )
+    card = read_model_card(out)
+    assert card["hyperparameters"]["lora_layers"] == 1 and card["train_metrics"]["steps"] == 2
+    assert card["hyperparameters"]["lora_target"] == "all-linear in the top 1 blocks"
