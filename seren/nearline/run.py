@@ -12,6 +12,10 @@ run saw) as its event_timestamp, never the wall clock, and the monitoring judgme
 named after the window; so a run that dies anywhere before the watermark moves is simply run
 again and leaves the same online state, offline rows (de-duplicated on key + event time) and
 judgments. The watermark moves last, after every push succeeded.
+
+The watermark is in event time: an event that arrives late with a timestamp at or before the
+watermark is picked up with the user's next newer event (an event log with ingestion times would
+key the watermark on those instead).
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from seren.nearline.state import WatermarkStore, nearline_dir
 
 log = logging.getLogger(__name__)
 
-STAGES = ("profiles", "candidates", "scoring", "feast_writes")
+STAGES = ("setup", "profiles", "candidates", "scoring", "feast_writes")  # setup: artifacts, tokenizer, Triton check
 # Test/ops seam: seconds to sleep after each Triton batch. Production use: throttle a nearline
 # job that shares Triton with online traffic; tests use it to kill a run mid-scoring.
 BATCH_DELAY_ENV = "SEREN_NEARLINE_BATCH_DELAY_S"
@@ -344,7 +348,7 @@ def run_nearline(
     Summary keys: users_changed, users_refreshed, users_skipped_no_history (changed users without
     a positive engagement: no interests to profile or explore from; not pushed), items_scored,
     pushed {user_profile, user_candidates}, judgments (part path or None), watermark_before/after,
-    window_end, stage_seconds {profiles, candidates, scoring, feast_writes}, seconds.
+    window_end, stage_seconds {setup, profiles, candidates, scoring, feast_writes}, seconds.
     """
     from feature_repo.store import data_dir_of, push
 
@@ -357,7 +361,8 @@ def run_nearline(
     local_state = nearline_dir(data_dir_of(store))
     state = WatermarkStore(cfg.state_uri or local_state)
     stage_s: dict[str, float] = {s: 0.0 for s in STAGES}
-    ex = Exploration.load(cfg)  # before any work: a missing artifact is a one-line error
+    with _timed(stage_s, "setup"):
+        ex = Exploration.load(cfg)  # before any work: a missing artifact is a one-line error
     with state.run_lock(local_state):
         before = state.watermark()
         from seren.data import load_dataset
@@ -404,8 +409,10 @@ def run_nearline(
 
         client = SerenClient(cfg.triton_url, cfg.protocol, timeout=cfg.timeout_s, retries=cfg.retries)  # type: ignore[arg-type]
         try:
-            if refresh:
-                client.check_model()  # Triton down: bounded retries, then a one-line ServiceError
+            with _timed(stage_s, "setup"):
+                if refresh:
+                    client.check_model()  # Triton down: bounded retries, then a one-line ServiceError
+                    _tokenizer(str(cfg.model))  # loaded once per process (first tick only)
 
             # 1. cognition profiles (the model's tokenizer and training token budget)
             say("profiles", {"users": len(refresh)})

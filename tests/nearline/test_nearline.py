@@ -100,7 +100,8 @@ def test_first_run_refreshes_every_user_with_contract_rows(first_run, small_data
     assert res["users_changed"] == len(users)
     assert res["users_refreshed"] + res["users_skipped_no_history"] == len(users) and res["users_refreshed"] > 60
     assert res["pushed"] == {"user_profile": res["users_refreshed"], "user_candidates": res["users_refreshed"]}
-    assert set(res["stage_seconds"]) == {"profiles", "candidates", "scoring", "feast_writes"}
+    assert set(res["stage_seconds"]) == {"setup", "profiles", "candidates", "scoring", "feast_writes"}
+    assert all(v > 0 for v in res["stage_seconds"].values())
 
     hist = user_histories(ds)
     refreshed = [u for u in users if hist.get(u)]
