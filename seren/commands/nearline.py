@@ -9,7 +9,7 @@ from typing import Any
 import typer
 
 from seren.commands._common import JsonOpt, emit, progress
-from seren.errors import ConfigError
+from seren.errors import ConfigError, SerenError, ServiceError
 
 NAME = "nearline"
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -128,11 +128,25 @@ def run(
         else:
             typer.echo(_human(res))
 
+    last_failed = False
+
+    def failed(exc: SerenError) -> None:
+        nonlocal last_failed
+        last_failed = True
+        typer.echo(f"error: {exc.line()} (watermark unchanged; retrying at the next tick)", err=True)
+
+    def ok(res: dict[str, Any]) -> None:
+        nonlocal last_failed
+        last_failed = False
+        show(res)
+
     seconds = parse_every(every)
     try:
-        run_loop(cfg, seconds, on_run=show, on_stage=_stage, progress=_progress, max_runs=max_runs)
+        run_loop(cfg, seconds, on_run=ok, on_stage=_stage, progress=_progress, max_runs=max_runs, on_error=failed)
     except KeyboardInterrupt:
         typer.echo("nearline: stopped", err=True)
+    if last_failed:
+        raise typer.Exit(ServiceError.exit_code)
 
 
 @app.command("status")

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seren.errors import ConfigError, DataError
+from seren.errors import ConfigError, DataError, ServiceError
 from seren.nearline.state import WatermarkStore, nearline_dir
 
 log = logging.getLogger(__name__)
@@ -558,23 +558,32 @@ def run_loop(
     progress: Callable[[Iterable[Any], int, str], Iterable[Any]] | None = None,
     max_runs: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
-) -> int:
-    """Run every `every_s` seconds (measured start to start) until interrupted or `max_runs`; a
-    failed run propagates (the scheduler or the user restarts; the watermark did not move)."""
+    on_error: Callable[[ServiceError], None] | None = None,
+) -> tuple[int, int]:
+    """Run every `every_s` seconds (start to start) until interrupted or `max_runs`; returns (runs,
+    failed runs). A service outage (Triton, Feast) fails that tick only: the watermark did not move,
+    so the next tick retries the window. Bad settings or data stop the loop."""
     if every_s <= 0:
         raise ConfigError(f"--every must be > 0 seconds (got {every_s})", "pass e.g. --every 900")
     store = open_store(cfg.feast_target, cfg.feast_data_dir)
-    runs = 0
+    runs = failed = 0
     while max_runs is None or runs < max_runs:
         t0 = time.monotonic()
-        res = run_nearline(cfg, store=store, on_stage=on_stage, progress=progress)
+        try:
+            res = run_nearline(cfg, store=store, on_stage=on_stage, progress=progress)
+        except ServiceError as exc:
+            failed += 1
+            if on_error is None:
+                raise
+            on_error(exc)
+        else:
+            if on_run is not None:
+                on_run(res)
         runs += 1
-        if on_run is not None:
-            on_run(res)
         if max_runs is not None and runs >= max_runs:
             break
         sleep(max(0.0, every_s - (time.monotonic() - t0)))
-    return runs
+    return runs, failed
 
 
 def config_dict(cfg: NearlineConfig) -> dict[str, Any]:

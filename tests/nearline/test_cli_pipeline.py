@@ -166,3 +166,17 @@ def test_schedule_every_15m_mocked_kfp_cluster(fake_kfp, capsys) -> None:
     assert "nearline-refresh" in spec["root"]["dag"]["tasks"]
     main(["pipeline", "schedule", "nearline", "--host", fake_kfp.url, "--every", "15m", "--json"])
     assert json.loads(capsys.readouterr().out)["interval_seconds"] == 900 and len(fake_kfp.recurring_runs) == 2
+
+
+def test_cli_every_survives_a_triton_outage_tick(few_users, exploration_dir, tiny_model_dir, tmp_path, capsys):
+    """A tick that cannot reach Triton prints one error line and the loop goes on (watermark kept);
+    the exit status reports the last tick's failure."""
+    from serving.triton import free_port
+
+    args = _args(few_users, f"127.0.0.1:{free_port()}", exploration_dir, tiny_model_dir, tmp_path / "features")
+    with pytest.raises(SystemExit) as exit_:
+        main(["nearline", "run", *args, "--retries", "0", "--every", "0.1", "--max-runs", "2"])
+    assert exit_.value.code == 3
+    errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
+    assert len(errors) == 2 and all("unreachable" in ln and "watermark unchanged" in ln for ln in errors)
+    assert WatermarkStore(nearline_dir(tmp_path / "features")).read() is None
