@@ -47,7 +47,12 @@ def _progress(it: Any, total: int, desc: str) -> Any:
 
 @app.command("run")
 def run(
-    data: Path = typer.Option(..., "--data", "-d", help="Dataset directory (its interactions are the event log)."),
+    data: Path = typer.Option(
+        None,
+        "--data",
+        "-d",
+        help="Dataset directory; its interactions are the event log (default: the published exploration run's).",
+    ),
     url: str = typer.Option(
         "127.0.0.1:8000", "--url", envvar="SEREN_TRITON_URL", help="Triton serving the serengpt ensemble."
     ),
@@ -97,7 +102,7 @@ def run(
     if once and every:
         raise ConfigError("--once and --every are mutually exclusive", "pass one of them")
     cfg = NearlineConfig(
-        dataset_dir=str(data),
+        dataset_dir=str(data) if data else "",
         triton_url=url,
         exploration_dir=str(exploration) if exploration else None,
         model=model,
