@@ -123,3 +123,9 @@ _registry = sys.modules.setdefault(_rspec.name, importlib.util.module_from_spec(
 _rspec.loader.exec_module(_registry)
 gcs_emulator = _registry.gcs_emulator  # gcp-storage-emulator on loopback (module scope)
 gs_uri = _registry.gs_uri
+
+_FEATURES_CONFTEST = Path(__file__).resolve().parent.parent / "features" / "conftest.py"
+_fspec = importlib.util.spec_from_file_location("_seren_redis_for_nearline", _FEATURES_CONFTEST)
+_features = sys.modules.setdefault(_fspec.name, importlib.util.module_from_spec(_fspec))
+_fspec.loader.exec_module(_features)
+RedisServer = _features.RedisServer  # a real redis-server on a free loopback port
