@@ -215,7 +215,9 @@ def test_killed_run_loses_nothing(first_run, triton, tmp_path):
                 seen.append(lines.get(timeout=1))
             except queue.Empty:
                 pass
-        time.sleep(1.5)  # a few batches in
+        while _scorer_inferences(triton) == before_inf:  # at least one batch scored by Triton
+            assert proc.poll() is None and time.monotonic() < deadline, "".join(seen)
+            time.sleep(0.1)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
