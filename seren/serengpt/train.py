@@ -55,6 +55,7 @@ class TrainConfig:
     pref_steps: int = 30
     pref_lr: float = 2e-4
     pref_max_examples: int | None = None
+    pref_batch_size: int | None = None  # pairs per step (None: batch_size); a pair costs ~4 forwards
     beta: float = 0.1
     # shared
     lora_r: int = 8
@@ -68,6 +69,16 @@ class TrainConfig:
     progress: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def shared_kwargs(self) -> dict[str, Any]:
+        """Settings the SFT and preference stages share."""
+        return {
+            "lora_r": self.lora_r,
+            "lora_alpha": self.lora_alpha,
+            "lora_layers": self.lora_layers,
+            "seed": self.seed,
+            "progress": self.progress,
+        }
+
     def validate(self) -> TrainConfig:
         from seren.serengpt.align import LOSSES
 
@@ -77,7 +88,7 @@ class TrainConfig:
         for name in ("sft_steps", "pref_steps", "batch_size", "lora_r", "token_budget", "max_candidates"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}", f"pass a positive {name}")
-        for name in ("max_examples", "pref_max_examples"):
+        for name in ("max_examples", "pref_max_examples", "pref_batch_size"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"{name} must be >= 1, got {v}", "pass a positive budget or omit it")
@@ -162,13 +173,9 @@ def train_serengpt(
         out / "sft",
         max_steps=cfg.sft_steps,
         max_examples=cfg.max_examples,
-        lora_r=cfg.lora_r,
-        lora_alpha=cfg.lora_alpha,
-        lora_layers=cfg.lora_layers,
         learning_rate=cfg.sft_lr,
         batch_size=cfg.batch_size,
-        seed=cfg.seed,
-        progress=cfg.progress,
+        **cfg.shared_kwargs(),
     )
     timings["sft"] = time.perf_counter() - t0
     stage(
@@ -191,13 +198,9 @@ def train_serengpt(
             beta=cfg.beta,
             max_steps=cfg.pref_steps,
             max_examples=cfg.pref_max_examples,
-            lora_r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_layers=cfg.lora_layers,
             learning_rate=cfg.pref_lr,
-            batch_size=cfg.batch_size,
-            seed=cfg.seed,
-            progress=cfg.progress,
+            batch_size=cfg.pref_batch_size or cfg.batch_size,
+            **cfg.shared_kwargs(),
         )
         timings[f"align-{loss}"] = time.perf_counter() - t0
         pm = read_model_card(aligned[loss]).get("train_metrics", {}).get("preference", {})
