@@ -30,17 +30,28 @@ def trigger_training(
     host: str | None = None,
     experiment: str = "seren",
     reason: str = "",
+    dry_run: bool = False,
 ) -> dict[str, Any]:
     """Run `pipeline` with `params`; host None/"" falls back to $SEREN_KFP_HOST, and without one the run is
-    local. Returns {"mode": "kubeflow"|"local", "pipeline", "run_id", "url" or "run_dir", "reason", ...}."""
+    local. Returns {"mode": "kubeflow"|"local", "pipeline", "run_id", "url" or "run_dir", "reason", ...}.
+
+    dry_run: alert-only mode (and the demo's, where a second training would double its time): record
+    what would start, after checking the target pipeline and its parameters, and start nothing."""
     host = host or os.environ.get(HOST_ENV, "").strip() or None
     # a KFP dict parameter travels as a protobuf Struct, where 20 arrives as 20.0: integral floats back to
     # int (an int is still accepted where the target pipeline wants a float)
     params = {k: int(v) if isinstance(v, float) and v.is_integer() else v for k, v in (params or {}).items()}
     if os.environ.get("_KFP_RUNTIME", "").lower() == "true":
-        return _in_child(pipeline, params or {}, host, experiment, reason)
+        return _in_child(pipeline, params or {}, host, experiment, reason, dry_run)
     import pipelines as P
 
+    if dry_run:
+        from pipelines.framework import coerce_params
+
+        checked = coerce_params(P.load(pipeline), params)  # unknown pipeline/params fail here, as a real start would
+        where = f"Kubeflow at {host}" if host else "a local run"
+        return {"mode": "dry_run", "pipeline": pipeline, "run_id": "dry-run", "would_start_on": where,
+                "params": checked, "reason": reason}  # fmt: skip
     if host:
         res = P.submit(pipeline, host, experiment=experiment, params=params or {})
         return {
@@ -67,10 +78,19 @@ def trigger_training(
     }
 
 
-def _in_child(pipeline: str, params: dict[str, Any], host: str | None, experiment: str, reason: str) -> dict[str, Any]:
+def _in_child(
+    pipeline: str, params: dict[str, Any], host: str | None, experiment: str, reason: str, dry_run: bool = False
+) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if k != "_KFP_RUNTIME"}
     args = json.dumps(
-        {"pipeline": pipeline, "params": params, "host": host, "experiment": experiment, "reason": reason}
+        {
+            "pipeline": pipeline,
+            "params": params,
+            "host": host,
+            "experiment": experiment,
+            "reason": reason,
+            "dry_run": dry_run,
+        }  # fmt: skip
     )
     proc = subprocess.run(
         [sys.executable, "-m", "monitoring.retrain", args], env=env, capture_output=True, text=True, check=False

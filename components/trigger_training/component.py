@@ -18,14 +18,16 @@ def trigger_training(
     kfp_host: str = "",
     experiment: str = "seren",
     reason: str = "",
+    dry_run: bool = False,
 ) -> str:
-    """Returns the started run's id (Kubeflow run id, or the local run's folder name)."""
+    """Returns the started run's id (Kubeflow run id, or the local run's folder name; "dry-run" when
+    dry_run only records what would start)."""
     import json
     from pathlib import Path
 
     from monitoring.retrain import trigger_training as start
 
-    info = start(pipeline, params, kfp_host or None, experiment, reason)
+    info = start(pipeline, params, kfp_host or None, experiment, reason, dry_run)
     Path(run_info.path).parent.mkdir(parents=True, exist_ok=True)
     Path(run_info.path).write_text(json.dumps(info, indent=2, default=str))
     run_info.metadata.update({"mode": info["mode"], "pipeline": info["pipeline"], "run_id": info["run_id"]})

@@ -35,9 +35,11 @@ def pipeline(
     target_params: dict = {},  # noqa: B006
     kfp_host: str = "",
     experiment: str = "seren",
+    dry_run: bool = False,
 ) -> HTML:
     """Paths "" = $SEREN_HOME defaults (reference_judgments.parquet, judgments/, reports/, evidently_workspace/).
-    target_pipeline/target_params: what a drift starts; kfp_host "" = $SEREN_KFP_HOST or a local run."""
+    target_pipeline/target_params: what a drift starts; kfp_host "" = $SEREN_KFP_HOST or a local run;
+    dry_run: alert only (record what would start, start nothing)."""
     drift = judgment_drift(
         reference=reference,
         current=current,
@@ -59,6 +61,7 @@ def pipeline(
             kfp_host=kfp_host,
             experiment=experiment,
             reason="judgment drift: a monitoring gate failed",
+            dry_run=dry_run,
         ).set_display_name("trigger retraining")
         trigger.set_caching_options(False)
     return drift.outputs["report"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import yaml
 
 import pipelines as P
@@ -70,6 +71,38 @@ def test_no_drift_does_not_trigger_mocked_kfp_cluster(judgment_files, fake_kfp) 
     assert res["tasks"]["judgment-drift"]["artifacts"]["summary"]["metadata"]["status"] == "pass"
     assert not list(Path(res["run_dir"]).glob("trigger-training*"))
     assert fake_kfp.requests == [] and fake_kfp.runs == []
+
+
+def test_drift_dry_run_records_but_starts_nothing_mocked_kfp_cluster(judgment_files, fake_kfp) -> None:
+    """Alert-only mode (what the demo uses): the gate fires, the trigger checks the target and records what
+    it would start, and no run reaches Kubeflow."""
+    res = P.run_local(
+        "monitoring",
+        {
+            "reference": str(judgment_files.reference),
+            "current": str(judgment_files.current_drift),
+            "workspace": "",
+            "target_pipeline": "features",
+            "target_params": TARGET_PARAMS,
+            "kfp_host": fake_kfp.url,
+            "dry_run": True,
+        },
+    )
+    assert res["tasks"]["judgment-drift"]["parameters"]["Output"] == "true"
+    trigger = res["tasks"]["trigger-training"]
+    assert trigger["parameters"]["Output"] == "dry-run"
+    info = json.loads(Path(trigger["artifacts"]["run_info"]["uri"]).read_text())
+    assert info["mode"] == "dry_run" and info["pipeline"] == "features" and info["params"] == TARGET_PARAMS
+    assert info["would_start_on"] == f"Kubeflow at {fake_kfp.url}"
+    assert fake_kfp.runs == []
+
+
+def test_dry_run_still_rejects_an_unknown_target() -> None:
+    from monitoring.retrain import trigger_training
+    from seren.errors import SerenError
+
+    with pytest.raises(SerenError, match="nope"):
+        trigger_training("nope", {}, dry_run=True)
 
 
 def test_default_target_is_serengpt_training() -> None:
