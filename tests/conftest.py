@@ -3,8 +3,10 @@ tests that need them, on free loopback ports, and torn down."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +18,29 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 MOVIELENS_SMALL = SHARED_DATA / "ml-latest-small"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # kfp.local warns that our base image is not "python:*" and that task settings have no local effect,
+    # and kfp.Client that the fake API server is not a real Kubeflow: all harmless here.
+    for line in (
+        "ignore:You may be attemping to run a task:RuntimeWarning",
+        "ignore:Task '.*'. settings .* have no effect:UserWarning",
+        "ignore:This client only works with Kubeflow Pipeline:FutureWarning",
+    ):
+        config.addinivalue_line("filterwarnings", line)
+
+
+def _load_fake_kfp():  # noqa: ANN202 - a module
+    """The Kubeflow API stand-in lives with the pipeline tests; other areas (monitoring, nearline) use the
+    same one through the `fake_kfp` fixture below."""
+    spec = importlib.util.spec_from_file_location("_seren_fake_kfp", REPO / "tests" / "pipelines" / "conftest.py")
+    mod = sys.modules.setdefault(spec.name, importlib.util.module_from_spec(spec))
+    spec.loader.exec_module(mod)
+    return mod
+
+
+fake_kfp = _load_fake_kfp().fake_kfp
 
 
 def free_port() -> int:

@@ -59,9 +59,3 @@ def training_data(small_dataset: Path, tiny_model_dir: Path, tmp_path_factory: p
     build_profiles_file(small_dataset, root / "profiles.parquet", str(tiny_model_dir), 64, None, 0.8, snapshots=2)
     run_labeling(small_dataset, root / "profiles.parquet", root / "training_data", base_model=str(tiny_model_dir))
     return root / "training_data"
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # Our base image is the project image, not "python:*": kfp.local's SubprocessRunner warns, harmlessly.
-    config.addinivalue_line("filterwarnings", "ignore:You may be attemping to run a task:RuntimeWarning")
-    config.addinivalue_line("filterwarnings", "ignore:Task '.*'. settings .* have no effect:UserWarning")

@@ -9,24 +9,11 @@ tests/pipelines (loaded from there, so there is one fake).
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
-_PIPELINES_CONFTEST = Path(__file__).resolve().parent.parent / "pipelines" / "conftest.py"
-_spec = importlib.util.spec_from_file_location("_seren_fake_kfp_for_monitoring", _PIPELINES_CONFTEST)
-_fake = sys.modules.setdefault(_spec.name, importlib.util.module_from_spec(_spec))
-_spec.loader.exec_module(_fake)
-fake_kfp = _fake.fake_kfp
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("filterwarnings", "ignore:You may be attemping to run a task:RuntimeWarning")
-    config.addinivalue_line("filterwarnings", "ignore:This client only works with Kubeflow Pipeline:FutureWarning")
 
 
 @dataclass(frozen=True)

@@ -13,17 +13,6 @@ from pathlib import Path
 
 import pytest
 
-_PIPELINES_CONFTEST = Path(__file__).resolve().parent.parent / "pipelines" / "conftest.py"
-_spec = importlib.util.spec_from_file_location("_seren_fake_kfp_for_nearline", _PIPELINES_CONFTEST)
-_fake = sys.modules.setdefault(_spec.name, importlib.util.module_from_spec(_spec))
-_spec.loader.exec_module(_fake)
-fake_kfp = _fake.fake_kfp
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("filterwarnings", "ignore:You may be attemping to run a task:RuntimeWarning")
-    config.addinivalue_line("filterwarnings", "ignore:This client only works with Kubeflow Pipeline:FutureWarning")
-
 
 def build_exploration(dataset_dir: Path, out: Path, work: Path) -> Path:
     """Real exploration outputs, small and fast, published like the exploration pipeline does.

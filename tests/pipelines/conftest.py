@@ -24,11 +24,6 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("filterwarnings", "ignore:You may be attemping to run a task:RuntimeWarning")
-    config.addinivalue_line("filterwarnings", "ignore:This client only works with Kubeflow Pipeline:FutureWarning")
-
-
 @dataclass
 class FakeKfp:
     url: str = ""
