@@ -330,6 +330,7 @@ def train_novelty(
     batch_size: int = 16,
     seed: int = 0,
     progress: bool = False,
+    lora_layers: int | None = None,
 ) -> Path:
     """LoRA SFT on the transition prompts (the shared trainer); saves the cluster set beside the
     model so serving decodes into exactly the clusters it was trained on."""
@@ -353,6 +354,7 @@ def train_novelty(
         batch_size=batch_size,
         seed=seed,
         progress=progress,
+        lora_layers=lora_layers,
     )
     write_json(Path(model_dir) / CLUSTERS_FILE, {"descriptions": descriptions})
     update_model_card(
