@@ -13,7 +13,7 @@ def demo(
     ),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Run features -> SerenGPT training -> exploration -> Triton serving locally, on synthetic data."""
+    """Run features -> SerenGPT training -> Triton serving -> exploration -> nearline -> monitoring -> recommend, locally."""
     from seren.demo import run_demo
 
     summary = run_demo(quick=quick, say=(lambda s: None) if as_json else typer.echo)
