@@ -22,7 +22,20 @@ Say = Callable[[str], None]
 
 # Sizes and budgets: (full, quick). Only the keys a pipeline declares are passed to it.
 PROFILES: dict[str, dict[str, Any]] = {
-    "full": {"n_users": 300, "n_items": 400, "seed": 0, "base_model": "smollm2", "push_to_feast": True},
+    # SmolLM2 on 2 CPU cores: LoRA on the top 8 blocks, small batches and short stages keep SerenGPT
+    # training near 10-15 min (benchmarks/serengpt_quality.py measures what a longer budget buys).
+    "full": {
+        "n_users": 300,
+        "n_items": 400,
+        "seed": 0,
+        "base_model": "smollm2",
+        "push_to_feast": True,
+        "lora_layers": 8,
+        "sft_steps": 30,
+        "batch_size": 4,
+        "pref_steps": 4,
+        "pref_batch_size": 4,
+    },
     "quick": {
         "n_users": 80,
         "n_items": 160,

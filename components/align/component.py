@@ -25,8 +25,10 @@ def align(
     lora_alpha: int = 16,
     batch_size: int = 8,
     seed: int = 0,
+    lora_layers: int = 0,
 ):
-    """loss: ipo | dpo; max_examples: 0 = every preference pair."""
+    """loss: ipo | dpo; max_examples: 0 = every preference pair; lora_layers: LoRA on the
+    top N decoder blocks only (0 = all)."""
     from seren.serengpt.align import align_artifact
 
     stats = align_artifact(
@@ -42,6 +44,7 @@ def align(
         lora_alpha=lora_alpha,
         batch_size=batch_size,
         seed=seed,
+        lora_layers=lora_layers or None,
         progress=False,
     )
     model.metadata.update({"stage": f"sft+{loss}"})

@@ -23,8 +23,10 @@ def distill(
     lora_alpha: int = 16,
     batch_size: int = 8,
     seed: int = 0,
+    lora_layers: int = 0,
 ):
-    """base_model: 'smollm2' or a HF causal-LM dir; max_examples: 0 = every SFT example."""
+    """base_model: 'smollm2' or a HF causal-LM dir; max_examples: 0 = every SFT example; lora_layers: LoRA on the
+    top N decoder blocks only (0 = all; fewer is cheaper on CPU)."""
     from seren.serengpt.sft import distill_artifact
 
     stats = distill_artifact(
@@ -38,6 +40,7 @@ def distill(
         lora_alpha=lora_alpha,
         batch_size=batch_size,
         seed=seed,
+        lora_layers=lora_layers or None,
         progress=False,
     )
     model.metadata.update({"stage": "sft", "base_model": base_model})

@@ -75,11 +75,14 @@ def pipeline(
     lora_r: int = 8,
     lora_alpha: int = 16,
     batch_size: int = 8,
+    pref_batch_size: int = 8,
+    lora_layers: int = 0,
     registry: str = "",
     environments: str = "",
 ) -> Outputs:
     """base_model: 'smollm2' or a HF causal-LM dir; loss: ipo | dpo; teacher: none | local | openai;
-    max_examples: 0 = every SFT example."""
+    max_examples: 0 = every SFT example; batch_size / pref_batch_size: SFT examples / preference pairs
+    per step (a pair costs ~4 forwards); lora_layers: LoRA on the top N blocks only (0 = all)."""
     feats = features(
         source=source,
         path=path,
@@ -114,6 +117,7 @@ def pipeline(
         lora_alpha=lora_alpha,
         batch_size=batch_size,
         seed=seed,
+        lora_layers=lora_layers,
     ).set_display_name("distill (LoRA SFT)")
     aligned = align(
         training_data=lab.outputs["training_data"],
@@ -124,8 +128,9 @@ def pipeline(
         learning_rate=pref_learning_rate,
         lora_r=lora_r,
         lora_alpha=lora_alpha,
-        batch_size=batch_size,
+        batch_size=pref_batch_size,
         seed=seed,
+        lora_layers=lora_layers,
     ).set_display_name("align (IPO/DPO)")
     ev = evaluate(
         training_data=lab.outputs["training_data"],
