@@ -35,6 +35,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         "batch_size": 4,
         "pref_steps": 4,
         "pref_batch_size": 4,
+        # exploration: 12 clusters (144 pairs) and a 60-step novelty fine-tune (~3-6 CPU-min; the
+        # 24-cluster, 120-step setting of benchmarks/novelty_quality.py takes ~15 min here)
+        "n_top": 4,
+        "n_sub": 3,
+        "max_steps": 60,
     },
     "quick": {
         "n_users": 80,
