@@ -25,7 +25,13 @@ def emit(obj: object, as_json: bool, human: str | None = None) -> None:
 
 def progress(it: Iterable[T], total: int | None = None, desc: str = "working") -> Iterator[T]:
     """A rich progress bar on stderr, so --json output on stdout stays clean."""
-    cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn())
+    cols = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*cols, transient=True, console=Console(stderr=True)) as bar:
         task = bar.add_task(desc, total=total)
         for x in it:

@@ -154,7 +154,9 @@ def build_pair_table(
     done_before = sum(f.exists() for f in shard_files)
     if prev.get("fingerprint") == fingerprint and prev.get("finished") and (out_dir / TABLE_FILE).is_file():
         stats = BuildStats(len(pairs), n_shards, done_before, 0, 0.0, float("nan"))
-        write_json(manifest_f, {**prev, "stats": stats.__dict__, "first_build": prev.get("first_build", prev.get("stats"))})
+        write_json(
+            manifest_f, {**prev, "stats": stats.__dict__, "first_build": prev.get("first_build", prev.get("stats"))}
+        )
         return out_dir / TABLE_FILE
 
     bar = _progress(len(pairs), min(len(pairs), done_before * shard_size), progress)
