@@ -234,7 +234,7 @@ def build_candidates(
     n_novel: int,
 ) -> pd.DataFrame:
     """Per user: main slate (recommender, whole catalogue), exploration slate (recommender inside
-    the novel clusters of the user's last cluster pair) and the cluster pair ("" below two clusters;
+    the novel clusters of the user's last cluster pair, minus the main slate) and the cluster pair ("" below two clusters;
     one cluster c still explores from the table's (c, c) row, as `seren explore` does)."""
     from seren.exploration.pair_table import pair_key
 
@@ -260,6 +260,8 @@ def build_candidates(
         hit = ex.lookup(c1, c2, n=n_novel)
         novel.append(list(hit["novel_clusters"]))
         allowed.append(set().union(*(ex.cluster_items.get(c, set()) for c in hit["novel_clusters"])))
+    # the exploration slate adds exposure beyond the main slate: its items are not in the main top-k
+    allowed = [a - {i for i, _ in m} for a, m in zip(allowed, main, strict=True)]
     explore = (
         ex.seqrec.recommend_batch(rows, k=k_explore, allowed_item_ids=allowed) if k_explore else [[] for _ in users]
     )

@@ -130,6 +130,7 @@ def test_first_run_refreshes_every_user_with_contract_rows(first_run, small_data
             pairs_seen += 1
             novel = set(lookup(c1, c2, n=cfg.n_novel)["novel_clusters"])
             assert explore and all(i2c[i] in novel for i in explore)
+            assert not set(explore) & set(main)  # exploration adds exposure beyond the main slate
         union = list(dict.fromkeys(main + explore))
         got = list(row["candidate_item_ids"])
         scores = np.asarray(row["candidate_scores"], dtype=float)
