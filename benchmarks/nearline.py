@@ -35,13 +35,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 def build_inputs(work: Path, n_users: int, seed: int = 0) -> tuple[Path, Path]:
     """Synthetic dataset + published exploration outputs (clusters, pair table, seqrec)."""
-    import pandas as pd
 
     from seren.data import load_dataset, save_dataset
     from seren.data.synthetic import SyntheticConfig, generate
     from seren.exploration.clusters import build_clusters
-    from seren.exploration.novelty import Baselines
-    from seren.exploration.pair_table import TABLE_FILE, all_pairs, pair_key
+    from seren.exploration.pair_table import TABLE_FILE, baseline_pair_table
     from seren.exploration.seqrec import train_seqrec
     from seren.exploration.transitions import build_transitions
     from seren.exploration.workflow import publish_outputs
@@ -57,17 +55,7 @@ def build_inputs(work: Path, n_users: int, seed: int = 0) -> tuple[Path, Path]:
     cl = build_clusters(ds.items, n_top=4, n_sub=3, seed=seed)
     cl.save(work / "x" / "clusters")
     tr = build_transitions(ds.interactions, cl.item_to_cluster, cl.descriptions, min_count=1, test_frac=0.2)
-    pairs = all_pairs(cl.ids)
-    ranked = Baselines.fit(tr, None, cl.ids).cooccurrence(pairs, 3)
-    table = pd.DataFrame(
-        {
-            "cluster_pair": [pair_key(a, b) for a, b in pairs],
-            "c1": [a for a, _ in pairs],
-            "c2": [b for _, b in pairs],
-            "novel_clusters": ranked,
-            "novel_scores": [[1.0 / (r + 1) for r in range(len(c))] for c in ranked],
-        }
-    )
+    table = baseline_pair_table(tr, cl.ids, 3)
     write_parquet(work / "x" / "table" / TABLE_FILE, table)
     train_seqrec(ds, work / "x" / "seqrec", epochs=20, seed=seed, progress=False)
     publish_outputs(

@@ -224,6 +224,24 @@ def build_pair_table(
     return out_dir / TABLE_FILE
 
 
+def baseline_pair_table(transitions: Any, ids: Sequence[str], n: int = 3) -> pd.DataFrame:
+    """The all-pairs table in `build_pair_table`'s layout, ranked by the co-occurrence baseline instead of
+    the novelty LLM: seconds instead of hours, for tests and benchmarks of what consumes the table."""
+    from seren.exploration.novelty import Baselines
+
+    pairs = all_pairs(ids)
+    ranked = Baselines.fit(transitions, None, list(ids)).cooccurrence(pairs, n)
+    return pd.DataFrame(
+        {
+            "cluster_pair": [pair_key(a, b) for a, b in pairs],
+            "c1": [a for a, _ in pairs],
+            "c2": [b for _, b in pairs],
+            "novel_clusters": ranked,
+            "novel_scores": [[1.0 / (r + 1) for r in range(len(c))] for c in ranked],
+        }
+    )
+
+
 def load_pair_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     path = Path(path)
     f = path / TABLE_FILE if path.is_dir() else path

@@ -22,13 +22,11 @@ def build_exploration(dataset_dir: Path, out: Path, work: Path) -> Path:
     and the pair table filled by the co-occurrence baseline instead of the novelty LLM (same
     columns, so `PairLookup` reads it as it reads the LLM's)."""
     import numpy as np
-    import pandas as pd
     from sklearn.feature_extraction.text import TfidfVectorizer
 
     from seren.data import load_dataset
     from seren.exploration.clusters import build_clusters, item_texts
-    from seren.exploration.novelty import Baselines
-    from seren.exploration.pair_table import TABLE_FILE, all_pairs, pair_key
+    from seren.exploration.pair_table import TABLE_FILE, baseline_pair_table
     from seren.exploration.seqrec import train_seqrec
     from seren.exploration.transitions import build_transitions
     from seren.exploration.workflow import publish_outputs
@@ -39,17 +37,7 @@ def build_exploration(dataset_dir: Path, out: Path, work: Path) -> Path:
     cl = build_clusters(ds.items, n_top=3, n_sub=2, seed=0, embeddings=vec)
     cl.save(work / "clusters")
     tr = build_transitions(ds.interactions, cl.item_to_cluster, cl.descriptions, min_count=1, test_frac=0.2)
-    pairs = all_pairs(cl.ids)
-    ranked = Baselines.fit(tr, None, cl.ids).cooccurrence(pairs, 2)
-    table = pd.DataFrame(
-        {
-            "cluster_pair": [pair_key(a, b) for a, b in pairs],
-            "c1": [a for a, _ in pairs],
-            "c2": [b for _, b in pairs],
-            "novel_clusters": ranked,
-            "novel_scores": [[1.0 / (r + 1) for r in range(len(c))] for c in ranked],
-        }
-    )
+    table = baseline_pair_table(tr, cl.ids, 2)
     write_parquet(work / "table" / TABLE_FILE, table)
     train_seqrec(ds, work / "seqrec", epochs=3, dim=32, n_blocks=1, seed=0, progress=False)
     return publish_outputs(
