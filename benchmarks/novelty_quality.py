@@ -40,8 +40,8 @@ ML_DIR = Path(
 
 # dataset -> (cluster granularity, transitions threshold); the synthetic size is the demo's.
 DATASETS: dict[str, dict[str, Any]] = {
-    "synthetic": {"n_users": 300, "n_items": 400, "n_top": 6, "n_sub": 4, "min_count": 1},
-    "movielens": {"n_top": 6, "n_sub": 4, "min_count": 1},
+    "synthetic": {"n_users": 300, "n_items": 400, "n_top": 6, "n_sub": 4, "min_count": 1, "window": 1},
+    "movielens": {"n_top": 6, "n_sub": 4, "min_count": 1, "window": 1},
 }
 
 
@@ -74,7 +74,12 @@ def run_dataset(name: str, cfg: dict[str, Any], args: argparse.Namespace, work: 
     emb = embed_texts(item_texts(ds.items), cache_dir=work / "embeddings")
     clusters = build_clusters(ds.items, n_top=cfg["n_top"], n_sub=cfg["n_sub"], seed=0, embeddings=emb)
     tr = build_transitions(
-        ds.interactions, clusters.item_to_cluster, clusters.descriptions, min_count=cfg["min_count"], test_frac=0.2
+        ds.interactions,
+        clusters.item_to_cluster,
+        clusters.descriptions,
+        min_count=cfg["min_count"],
+        test_frac=0.2,
+        window=cfg["window"],
     )
     timings["data_clusters_transitions_s"] = time.perf_counter() - t0
 
@@ -135,7 +140,7 @@ def run_dataset(name: str, cfg: dict[str, Any], args: argparse.Namespace, work: 
             "n_users": int(ds.interactions["user_id"].nunique()),
             "n_items": len(ds.items),
             "n_interactions": len(ds.interactions),
-            **{k: v for k, v in cfg.items() if k in ("n_top", "n_sub", "min_count")},
+            **{k: v for k, v in cfg.items() if k in ("n_top", "n_sub", "min_count", "window")},
         },
         "clusters": {k: clusters.metrics.get(k) for k in ("n_clusters", "silhouette_leaf", "description_unique_share")},
         "transitions": tr.metrics,
@@ -194,6 +199,8 @@ def main() -> None:
     ap.add_argument("--n-top", type=int, default=None)
     ap.add_argument("--n-sub", type=int, default=None)
     ap.add_argument("--min-count", type=int, default=None)
+    ap.add_argument("--window", type=int, default=None, help="training targets: novel clusters within w steps")
+    ap.add_argument("--n-users", type=int, default=None, help="synthetic users (default: the demo's 300)")
     ap.add_argument("--work", default=str(Path(os.environ.get("TMPDIR", "/tmp")) / "seren_novelty_quality"))
     ap.add_argument("--out", default=str(OUT))
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 wastes least on a shared CPU)")
@@ -227,10 +234,12 @@ def main() -> None:
             print(f"{name}: skipped ({ML_DIR} absent)")
             continue
         cfg = dict(DATASETS[name])
-        for k in ("n_top", "n_sub", "min_count"):
+        for k in ("n_top", "n_sub", "min_count", "window", "n_users"):
             if getattr(args, k) is not None:
                 cfg[k] = getattr(args, k)
-        tag = f"{name}_{cfg['n_top']}x{cfg['n_sub']}_mc{cfg['min_count']}_s{args.steps}_lr{args.lr:g}_b{args.batch_size}_r{args.lora_r}_L{args.lora_layers}_rep{args.max_repeat}"
+        users = f"_u{cfg['n_users']}" if cfg.get("n_users", 300) != 300 else ""
+        win = f"_w{cfg['window']}" if cfg["window"] != 1 else ""
+        tag = f"{name}{users}_{cfg['n_top']}x{cfg['n_sub']}_mc{cfg['min_count']}{win}_s{args.steps}_lr{args.lr:g}_b{args.batch_size}_r{args.lora_r}_L{args.lora_layers}_rep{args.max_repeat}"
         t0 = time.perf_counter()
         r = run_dataset(name, cfg, args, Path(args.work) / tag)
         r["seconds"]["total"] = round(time.perf_counter() - t0, 1)

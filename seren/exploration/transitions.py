@@ -10,6 +10,13 @@ Split by time (a global cutoff on the triple's time), then counts and the rarity
 applied to the training part only: the test part keeps every triple, so held-out recall is not
 flattered by filtering.
 
+``window`` widens the *training* targets: with window=w a pair (s[i-2], s[i-1]) is paired with
+every cluster among s[i..i+w-1] that is new to the user, not only the immediate s[i]. A single
+next step is a noisy sample of where a user goes; the novel clusters of the next few steps are
+the same user's exploration from the same pair, so they multiply the fine-tuning data (measured
+on the synthetic data: see benchmarks/novelty_quality.py). Held-out triples and the baselines'
+history stay immediate-next only, so recall still measures the true next novel cluster.
+
 Defined behaviour for thin data: users with fewer than two distinct clusters are skipped and
 counted (``metrics["users_skipped_lt2_clusters"]``); an empty training set after filtering is a
 DataError that names the threshold to lower.
@@ -55,9 +62,12 @@ def cluster_sequences(interactions: pd.DataFrame, item_to_cluster: dict[str, str
     return pos.loc[~repeat, ["user_id", "cluster_id", "timestamp"]].reset_index(drop=True)
 
 
-def novel_triples(seqs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
-    """(user_id, c1, c2, c_next, timestamp) for every novel next cluster, plus user counts."""
-    rows: list[tuple[str, str, str, str, Any]] = []
+def novel_triples(seqs: pd.DataFrame, window: int = 1) -> tuple[pd.DataFrame, dict[str, int]]:
+    """(user_id, c1, c2, c_next, timestamp, offset) for every novel cluster within `window` steps
+    after each pair (offset 0 = the immediate next cluster; timestamp = the target's), plus user counts."""
+    if window < 1:
+        raise ConfigError(f"window must be >= 1 (got {window})", "pass window=1 for the immediate next cluster only")
+    rows: list[tuple[str, str, str, str, Any, int]] = []
     skipped = no_novel = 0
     for user, g in seqs.groupby("user_id", sort=True):
         cs = g["cluster_id"].tolist()
@@ -66,13 +76,18 @@ def novel_triples(seqs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
             skipped += 1
             continue
         seen = set(cs[:2])
-        n_before = len(rows)
+        immediate = 0
         for i in range(2, len(cs)):
+            targets: set[str] = set()
+            for j in range(i, min(len(cs), i + window)):
+                if cs[j] not in seen and cs[j] not in targets:
+                    rows.append((str(user), cs[i - 2], cs[i - 1], cs[j], ts[j], j - i))
+                    targets.add(cs[j])
             if cs[i] not in seen:
-                rows.append((str(user), cs[i - 2], cs[i - 1], cs[i], ts[i]))
                 seen.add(cs[i])
-        no_novel += len(rows) == n_before
-    df = pd.DataFrame(rows, columns=["user_id", "c1", "c2", "c_next", "timestamp"])
+                immediate += 1
+        no_novel += immediate == 0
+    df = pd.DataFrame(rows, columns=["user_id", "c1", "c2", "c_next", "timestamp", "offset"])
     return df, {
         "users_skipped_lt2_clusters": skipped,
         "users_without_novel_transition": no_novel,
@@ -82,9 +97,10 @@ def novel_triples(seqs: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
 
 @dataclass
 class Transitions:
-    """train: unique (c1, c2, c_next) with count >= min_count in the training period, + prompt/completion
+    """train: unique (c1, c2, c_next) with count >= min_count in the training period (targets within
+    the build's `window`), + prompt/completion
     test: every held-out novel triple (user_id, c1, c2, c_next, timestamp) + prompt/completion
-    history: train-period triples before the rarity filter (for frequency/co-occurrence baselines)
+    history: train-period immediate-next triples before the rarity filter (for the baselines)
     sequences: every user's deduplicated cluster sequence (user_id, cluster_id, timestamp); consumers
     that fit on it (baselines, alignment) cut it at `cutoff` themselves
     """
@@ -150,10 +166,12 @@ def build_transitions(
     min_count: int = 2,
     test_frac: float = 0.2,
     cutoff: pd.Timestamp | str | None = None,
+    window: int = 1,
 ) -> Transitions:
     """Novel-cluster triples split by time; rare training triples (count < min_count) dropped.
 
-    `cutoff` (a time) overrides `test_frac` (the share of triples, by time, held out)."""
+    `cutoff` (a time) overrides `test_frac` (the share of immediate triples, by time, held out);
+    `window` > 1 adds the later novel clusters of each pair to the training targets (module doc)."""
     if min_count < 1:
         raise ConfigError(f"min_count must be >= 1 (got {min_count})", "pass min_count=1 to keep every transition")
     if cutoff is None and not 0.0 < test_frac < 1.0:
@@ -164,7 +182,8 @@ def build_transitions(
             "no positive engagement maps to an interest cluster",
             "check that the interactions' items are the clustered items",
         )
-    triples, user_counts = novel_triples(seqs)
+    windowed, user_counts = novel_triples(seqs, window=window)
+    triples = windowed[windowed["offset"] == 0].drop(columns="offset").reset_index(drop=True)
     if triples.empty:
         raise DataError(
             f"no novel cluster transitions: {user_counts['users_skipped_lt2_clusters']} user(s) have fewer than two clusters and the rest never moved to a new one",
@@ -177,7 +196,9 @@ def build_transitions(
         cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut
     history = triples[triples["timestamp"] < cut].reset_index(drop=True)
     test = triples[triples["timestamp"] >= cut].reset_index(drop=True)
-    counts = history.groupby(["c1", "c2", "c_next"], as_index=False).size().rename(columns={"size": "count"})
+    # the target's time decides the side, so no training target lies after the cutoff
+    targets = windowed[windowed["timestamp"] < cut]
+    counts = targets.groupby(["c1", "c2", "c_next"], as_index=False).size().rename(columns={"size": "count"})
     train = (
         counts[counts["count"] >= min_count]
         .sort_values(["count", "c1", "c2", "c_next"], ascending=[False, True, True, True])
@@ -185,7 +206,7 @@ def build_transitions(
     )
     if train.empty:
         raise DataError(
-            f"no training transition occurs at least min_count={min_count} times ({len(counts)} distinct, {len(history)} total before the threshold)",
+            f"no training transition occurs at least min_count={min_count} times ({len(counts)} distinct, {len(targets)} total before the threshold)",
             "lower min_count, hold out less (test_frac) or use more interactions",
         )
     if test.empty:
@@ -193,6 +214,8 @@ def build_transitions(
     metrics = {
         **user_counts,
         "min_count": min_count,
+        "window": window,
+        "train_targets_windowed": int(len(targets)),
         "triples_total": int(len(triples)),
         "triples_train_period": int(len(history)),
         "distinct_train_period": int(len(counts)),

@@ -78,6 +78,7 @@ def run_transitions(
     out_dir: str | os.PathLike[str],
     min_count: int = 1,
     test_frac: float = 0.2,
+    window: int = 1,
 ) -> dict[str, float]:
     from seren.data import load_dataset
     from seren.exploration.clusters import Clusters
@@ -86,7 +87,12 @@ def run_transitions(
     ds = load_dataset(dataset_dir)
     clusters = Clusters.load(clusters_dir)
     tr = build_transitions(
-        ds.interactions, clusters.item_to_cluster, clusters.descriptions, min_count=min_count, test_frac=test_frac
+        ds.interactions,
+        clusters.item_to_cluster,
+        clusters.descriptions,
+        min_count=min_count,
+        test_frac=test_frac,
+        window=window,
     )
     tr.save(out_dir)
     return flat_metrics(tr.metrics)

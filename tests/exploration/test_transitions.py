@@ -49,6 +49,52 @@ def test_hand_built_sequence() -> None:
     assert counts["users_skipped_lt2_clusters"] == 1  # user b only ever engaged with x
 
 
+def test_window_adds_later_novel_clusters_as_targets() -> None:
+    # positives: x y x z y w ; window=2 pairs each (c1, c2) with the novel clusters of the next 2 steps
+    inter = _inter([("a", c + "1", "click", h) for h, c in enumerate("xyxzyw")])
+    seqs = cluster_sequences(inter, ITEM_CLUSTER)
+    immediate, _ = novel_triples(seqs)
+    assert set(immediate["offset"]) == {0}
+    wide, _ = novel_triples(seqs, window=2)
+    assert wide[["c1", "c2", "c_next", "offset"]].values.tolist() == [
+        ["x", "y", "z", 1],  # z is two steps after (x, y): new to the user there
+        ["y", "x", "z", 0],
+        ["x", "z", "w", 1],
+        ["z", "y", "w", 0],
+    ]
+    with pytest.raises(ConfigError, match="window"):
+        novel_triples(seqs, window=0)
+
+
+def test_window_widens_training_only(small_ds: Any, small_clusters: Any, small_transitions: Transitions) -> None:
+    w3 = build_transitions(
+        small_ds.interactions,
+        small_clusters.item_to_cluster,
+        small_clusters.descriptions,
+        min_count=1,
+        test_frac=0.2,
+        window=3,
+    )
+    base = small_transitions
+    # the held-out set, the cutoff and the baselines' history are the immediate-next triples either way
+    pd.testing.assert_frame_equal(w3.test, base.test)
+    pd.testing.assert_frame_equal(w3.history, base.history)
+    assert w3.cutoff == base.cutoff
+    # the immediate training triples are all still there, plus later novel clusters of the same pairs
+    key = ["c1", "c2", "c_next"]
+    both = base.train[key + ["count"]].merge(w3.train[key + ["count"]], on=key, how="left", suffixes=("", "_w"))
+    assert both["count_w"].notna().all() and (both["count_w"] >= both["count"]).all()
+    assert w3.train["count"].sum() == w3.metrics["train_targets_windowed"] > base.train["count"].sum()
+    assert w3.metrics["window"] == 3 and base.metrics["window"] == 1
+    # no training target leaks past the cutoff: every one is new to its user before the cutoff
+    seqs = w3.sequences
+    before = seqs[seqs["timestamp"] < w3.cutoff].groupby("user_id")["cluster_id"].agg(set)
+    pairs_seen = set(zip(seqs["cluster_id"].shift(), seqs["cluster_id"], strict=True))
+    for row in w3.train.itertuples():
+        assert (row.c1, row.c2) in pairs_seen and row.c_next not in (row.c1, row.c2)
+    assert set(w3.train["c_next"]) <= set().union(*before.tolist())
+
+
 def test_novelty_and_time_split_on_synthetic(small_transitions: Transitions) -> None:
     seqs = small_transitions.sequences
     all_triples = pd.concat([small_transitions.history, small_transitions.test])
