@@ -26,6 +26,7 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from seren.errors import ConfigError, SerenError
 from seren.io import atomic_dir, write_json, write_text
+from serving.triton_models.tokenizer.model import RELATION_FILE, load_candidate_block
 
 Target = Literal["local", "cpu", "gpu"]
 TARGETS: tuple[str, ...] = ("local", "cpu", "gpu")
@@ -37,7 +38,14 @@ _CHECK_PAIRS = [
     ("  Loves jazz and {braces}; reads sci-fi.\n", "\tA cookbook: soups & stews  "),
     ("Top categories: Books/Poetry, Music/Jazz\nRecent: café reviews", "Guide to birds — coastal edition"),
     ("x", "y"),
+    (
+        "Top interests: Books 80%, Music 20% (entropy 0.72 bits; explores 10% outside).\n"
+        "Engaged subcategories: Books/Sci-Fi 12, Music/Jazz 3; 10% of positives opened a new one.",
+        "Quiet Verse\nCategory: Books/Poetry\nPrice: 12.00\nA beloved Poetry collection.",
+    ),
+    ("Engaged subcategories: Books/Sci-Fi 12 (+2 more); 5% of positives opened a new one.", "Category: Tech/AI"),
 ]
+RELATION_SOURCE = Path(__file__).resolve().parent.parent / "seren" / "llm" / "relation.py"
 
 
 # -- the prompt rendering shipped to the tokenizer model ------------------------------------------
@@ -70,8 +78,10 @@ def prompt_spec(tokenizer: Any, pad_to_multiple_of: int = 1) -> dict:
         "pad_to_multiple_of": int(pad_to_multiple_of),
     }
     spec.update(ENCODE_RULES)
+    spec["relation"] = RELATION_FILE
+    candidate = load_candidate_block(RELATION_SOURCE)
     for p, i in _CHECK_PAIRS:  # the placeholder rendering must equal a real rendering
-        if f"{prefix}{p.strip()}{middle}{i.strip()}{suffix}" != build_prompt(tokenizer, p, i):
+        if f"{prefix}{p.strip()}{middle}{candidate(p, i)}{suffix}" != build_prompt(tokenizer, p, i):
             raise SerenError(
                 "the chat template transforms message text; placeholder rendering differs",
                 "use a tokenizer whose chat template copies message content",
@@ -204,7 +214,8 @@ def check_encoder(tokenizer: Any, tokenizer_dir: str | os.PathLike[str], spec: d
     """The shipped encoder must reproduce the in-process ids on a few prompts (else refuse to build)."""
     from serving.triton_models.tokenizer.model import PromptEncoder
 
-    enc = PromptEncoder(dict(spec, pad_to_multiple_of=1), Path(tokenizer_dir) / "tokenizer.json")
+    candidate = load_candidate_block(RELATION_SOURCE)
+    enc = PromptEncoder(dict(spec, pad_to_multiple_of=1), Path(tokenizer_dir) / "tokenizer.json", candidate)
     profiles, items = [p for p, _ in _CHECK_PAIRS], [i for _, i in _CHECK_PAIRS]
     ids, mask = enc.encode(profiles, items)
     ref_ids, ref_mask = reference_encode(tokenizer, profiles, items)
@@ -278,6 +289,7 @@ def build_model_repository(
     with atomic_dir(tok_dir / v) as tmp:
         shutil.copy2(MODEL_CODE / "tokenizer" / "model.py", tmp / "model.py")
         shutil.copy2(tokenizer_dir / "tokenizer.json", tmp / "tokenizer.json")
+        shutil.copy2(RELATION_SOURCE, tmp / RELATION_FILE)
         write_json(tmp / "prompt.json", spec)
     write_config(tokenizer_config(max_batch_size, min(queue_delay_us, 1000), versions_kept, instances), tok_dir)
 

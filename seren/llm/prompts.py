@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from seren.llm.relation import candidate_block
+
 SYSTEM = (
     "You judge recommendations. Answer Yes if the candidate item would be a pleasant surprise "
     "for the user: something they would enjoy but would not have found within their usual "
@@ -18,7 +20,7 @@ YES, NO = "Yes", "No"
 
 
 def user_message(profile_text: str, item_text: str) -> str:
-    return f"User profile:\n{profile_text.strip()}\n\nCandidate item:\n{item_text.strip()}\n\n{QUESTION}"
+    return f"User profile:\n{profile_text.strip()}\n\nCandidate item:\n{candidate_block(profile_text, item_text)}\n\n{QUESTION}"
 
 
 def build_prompt(tokenizer: Any, profile_text: str, item_text: str) -> str:

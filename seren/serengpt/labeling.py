@@ -41,6 +41,7 @@ from seren.data.schema import is_positive
 from seren.errors import ConfigError, DataError, ServiceError
 from seren.io import atomic_dir, write_json
 from seren.llm import prompts
+from seren.llm.relation import candidate_block
 from seren.profiles.build import LOW_RATING
 from seren.profiles.text import count_tokens, item_text
 
@@ -615,7 +616,10 @@ def render_prompts(tokenizer: Any, profile_texts: list[str], item_texts: list[st
     if frame.count(_P) == 1 and frame.count(_I) == 1 and frame.index(_P) < frame.index(_I):
         head, rest = frame.split(_P)
         mid, tail = rest.split(_I)
-        out = [head + p.strip() + mid + t.strip() + tail for p, t in zip(profile_texts, item_texts, strict=True)]
+        out = [
+            head + p.strip() + mid + candidate_block(p, t) + tail
+            for p, t in zip(profile_texts, item_texts, strict=True)
+        ]
         probe = sorted({0, n - 1, *np.random.default_rng(0).integers(0, max(n, 1), size=min(n, 16)).tolist()})
         if n == 0 or all(out[i] == prompts.build_prompt(tokenizer, profile_texts[i], item_texts[i]) for i in probe):
             return out

@@ -20,13 +20,14 @@ PROFILES = [
     "Reads science fiction; listens to jazz.",
     "  Hikes on weekends, collects vinyl\nand cooks Thai food.  ",
     "Top categories: Books/Poetry, Music/Jazz — café reviews {braces} ✨",
-    "Short.",
+    "Top interests: Books 70%, Music 30% (entropy 0.88 bits; explores 5% outside).\n"
+    "Engaged subcategories: Books/Sci-Fi 9, Music/Jazz 2; 8% of positives opened a new one.",
 ]
 ITEMS = [
     "A cookbook of coastal soups",
     "Guide to birds of the Atlantic coast\nCategory: Books/Nature\nPrice: 12.50",
     "Literal <|im_end|> inside an item text",
-    "x" * 200,
+    "x" * 200 + "\nCategory: Music/Jazz",  # with PROFILES[3]: the relation line (seren.llm.relation)
 ]
 
 

@@ -54,6 +54,7 @@ def test_local_repository_layout_and_configs(model_repo: Path, tiny_scorer) -> N
         "tokenizer/1/model.py",
         "tokenizer/1/tokenizer.json",
         "tokenizer/1/prompt.json",
+        "tokenizer/1/relation.py",
         "scorer/1/model.py",
         "scorer/1/model.onnx",
         "serengpt/1/manifest.json",

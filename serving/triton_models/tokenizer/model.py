@@ -3,26 +3,49 @@
 Runs in .venv-triton without transformers or seren, so the build step ships two files beside
 this one: `tokenizer.json` (the model's fast tokenizer) and `prompt.json` (seren's prompt format
 rendered through the chat template around two placeholders, plus the padding/truncation rules
-of `SerenScorer.encode`). The build step checks that this encoder reproduces the in-process ids.
+of `SerenScorer.encode`), and `relation.py` (seren.llm.relation, standard library only: the
+candidate's relation line). The build step checks that this encoder reproduces the in-process ids.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 PROMPT_FILE = "prompt.json"
 TOKENIZER_FILE = "tokenizer.json"
+RELATION_FILE = "relation.py"
+
+
+def load_candidate_block(path: str | Path) -> Callable[[str, str], str]:
+    """`candidate_block(profile_text, item_text)` from a copy of seren/llm/relation.py."""
+    spec = importlib.util.spec_from_file_location("seren_prompt_relation", str(path))
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(f"cannot load the prompt relation code from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.candidate_block
+
+
+def _plain(profile_text: str, item_text: str) -> str:
+    return item_text.strip()
 
 
 class PromptEncoder:
     """The whole text -> ids path: prompt rendering, tokenisation, truncation, left padding."""
 
-    def __init__(self, spec: dict, tokenizer_path: str | Path) -> None:
+    def __init__(
+        self, spec: dict, tokenizer_path: str | Path, candidate: Callable[[str, str], str] | None = None
+    ) -> None:
         from tokenizers import Tokenizer
 
+        if spec.get("relation") and candidate is None:
+            raise ValueError(f"the prompt format needs {spec['relation']} (the candidate's relation line)")
+        self.candidate = candidate or _plain
         self.prefix, self.middle, self.suffix = spec["parts"]
         self.add_special_tokens = bool(spec.get("add_special_tokens", True))
         self.pad_id = int(spec["pad_token_id"])
@@ -36,11 +59,13 @@ class PromptEncoder:
     @classmethod
     def from_dir(cls, directory: str | Path) -> PromptEncoder:
         d = Path(directory)
-        return cls(json.loads((d / PROMPT_FILE).read_text()), d / TOKENIZER_FILE)
+        spec = json.loads((d / PROMPT_FILE).read_text())
+        candidate = load_candidate_block(d / spec["relation"]) if spec.get("relation") else None
+        return cls(spec, d / TOKENIZER_FILE, candidate)
 
     def prompt(self, profile_text: str, item_text: str) -> str:
         # Same as seren.llm.prompts.build_prompt: texts are stripped, then placed in the template.
-        return f"{self.prefix}{profile_text.strip()}{self.middle}{item_text.strip()}{self.suffix}"
+        return f"{self.prefix}{profile_text.strip()}{self.middle}{self.candidate(profile_text, item_text)}{self.suffix}"
 
     def encode(self, profile_texts: list[str], item_texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         if len(profile_texts) != len(item_texts):
