@@ -439,6 +439,20 @@ def recall_at(ranked: Sequence[Sequence[str]], truth: Sequence[str], k: int) -> 
     return float(np.mean([t in list(r)[:k] for r, t in zip(ranked, truth, strict=True)]))
 
 
+def paired_margin(hits_a: Sequence[bool], hits_b: Sequence[bool], n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+    """Recall margin a - b over the same held-out triples with a paired-bootstrap 95% interval, so a
+    win on a few dozen triples is not mistaken for a real one (the interval must clear 0)."""
+    a = np.asarray(hits_a, dtype=np.float64)
+    b = np.asarray(hits_b, dtype=np.float64)
+    if a.shape != b.shape or a.size == 0:
+        raise DataError("paired_margin needs two equally long, non-empty hit vectors", "pass per-triple hits")
+    diff = a - b
+    idx = np.random.default_rng(seed).integers(0, diff.size, size=(n_boot, diff.size))
+    boot = diff[idx].mean(axis=1)
+    lo, hi = np.quantile(boot, [0.025, 0.975])
+    return {"value": float(diff.mean()), "ci95": [float(lo), float(hi)], "n": int(diff.size)}
+
+
 def evaluate_novelty(
     model: NoveltyModel,
     transitions: Transitions,
@@ -483,8 +497,14 @@ def evaluate_novelty(
     }
     rows = {name: {f"recall@{k}": recall_at(r, truth, k) for k in sorted(set(ks) | {n})} for name, r in rankers.items()}
     key = f"recall@{n}"
-    best_baseline = max(v[key] for name, v in rows.items() if name != "novelty_llm")
+    best_name = max((name for name in rows if name != "novelty_llm"), key=lambda name: rows[name][key])
+    best_baseline = rows[best_name][key]
     llm_recall = rows["novelty_llm"][key]
+    margin = paired_margin(
+        [t in list(r)[:n] for r, t in zip(llm, truth, strict=True)],
+        [t in list(r)[:n] for r, t in zip(rankers[best_name], truth, strict=True)],
+        seed=seed,
+    )
     table = ["| ranker | " + " | ".join(rows["novelty_llm"]) + " |", "|---|" + "---|" * len(rows["novelty_llm"])]
     for name, v in rows.items():
         table.append(f"| {name} | " + " | ".join(f"{x:.3f}" for x in v.values()) + " |")
@@ -501,7 +521,13 @@ def evaluate_novelty(
         "gates": {
             "exact_match": {"value": exact, "target": EXACT_MATCH_GATE, "passed": exact >= EXACT_MATCH_GATE},
             "recall": {"value": llm_recall, "target": RECALL_GATE, "passed": llm_recall >= RECALL_GATE},
-            "beats_baselines": {"value": llm_recall - best_baseline, "passed": llm_recall > best_baseline},
+            "beats_baselines": {
+                "value": llm_recall - best_baseline,
+                "passed": llm_recall > best_baseline,
+                "best_baseline": best_name,
+                "ci95": margin["ci95"],
+                "significant": margin["ci95"][0] > 0,
+            },
         },
         "table": "\n".join(table),
         "examples": [{"pair": list(p), "generated": gen_by_pair[p]} for p in uniq[:5]],

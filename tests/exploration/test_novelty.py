@@ -11,7 +11,14 @@ import pytest
 import torch
 
 from seren.errors import ConfigError, DataError
-from seren.exploration.novelty import Baselines, DescriptionTrie, NoveltyModel, evaluate_novelty, recall_at
+from seren.exploration.novelty import (
+    Baselines,
+    DescriptionTrie,
+    NoveltyModel,
+    evaluate_novelty,
+    paired_margin,
+    recall_at,
+)
 from seren.exploration.pair_table import all_pairs
 
 
@@ -82,6 +89,22 @@ def test_evaluate_reports_gates_and_baselines(novelty_model: NoveltyModel, small
     assert set(r["gates"]) == {"exact_match", "recall", "beats_baselines"}
     assert r["gates"]["recall"]["passed"] == (r["llm_recall"] >= 0.015)
     assert "| novelty_llm |" in r["table"] and "| cooccurrence |" in r["table"]
+    beat = r["gates"]["beats_baselines"]
+    lo, hi = beat["ci95"]
+    assert lo <= beat["value"] <= hi and beat["significant"] == (lo > 0)
+    assert beat["value"] == pytest.approx(r["llm_recall"] - r["recall"][beat["best_baseline"]]["recall@3"])
+
+
+def test_paired_margin_separates_a_real_win_from_noise() -> None:
+    rng = np.random.default_rng(0)
+    base = rng.random(400) < 0.3
+    better = base | (rng.random(400) < 0.2)  # wins on ~14% more triples, never loses one
+    real = paired_margin(better, base)
+    assert real["n"] == 400 and real["ci95"][0] > 0 and real["value"] == pytest.approx(better.mean() - base.mean())
+    noisy = paired_margin(rng.random(40) < 0.35, rng.random(40) < 0.3)
+    assert noisy["ci95"][0] < 0 < noisy["ci95"][1]
+    with pytest.raises(DataError, match="paired_margin"):
+        paired_margin([True], [True, False])
 
 
 def test_baselines_on_hand_built_history() -> None:
