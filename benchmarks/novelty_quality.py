@@ -92,6 +92,7 @@ def run_dataset(name: str, cfg: dict[str, Any], args: argparse.Namespace, work: 
         "lora_alpha": 2 * args.lora_r,
         "lora_layers": args.lora_layers,
         "max_repeat": args.max_repeat,
+        "lr_schedule": args.lr_schedule,
         "seed": 0,
     }
     model_dir = train_novelty(args.model, tr, clusters.descriptions, work / "novelty", **sft)
@@ -188,6 +189,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--batch-size", type=int, default=8)
+    ap.add_argument("--lr-schedule", default="linear", choices=["linear", "constant"])
     ap.add_argument("--lora-r", type=int, default=16)
     ap.add_argument("--lora-layers", type=int, default=None, help="LoRA on the top N blocks only")
     ap.add_argument("--max-repeat", type=int, default=4)
@@ -239,7 +241,7 @@ def main() -> None:
                 cfg[k] = getattr(args, k)
         users = f"_u{cfg['n_users']}" if cfg.get("n_users", 300) != 300 else ""
         win = f"_w{cfg['window']}" if cfg["window"] != 1 else ""
-        tag = f"{name}{users}_{cfg['n_top']}x{cfg['n_sub']}_mc{cfg['min_count']}{win}_s{args.steps}_lr{args.lr:g}_b{args.batch_size}_r{args.lora_r}_L{args.lora_layers}_rep{args.max_repeat}"
+        tag = f"{name}{users}_{cfg['n_top']}x{cfg['n_sub']}_mc{cfg['min_count']}{win}_s{args.steps}_lr{args.lr:g}_b{args.batch_size}_r{args.lora_r}_L{args.lora_layers}_rep{args.max_repeat}{'' if args.lr_schedule == 'constant' else '_lin'}"
         t0 = time.perf_counter()
         r = run_dataset(name, cfg, args, Path(args.work) / tag)
         r["seconds"]["total"] = round(time.perf_counter() - t0, 1)

@@ -317,6 +317,31 @@ class NoveltyModel:
 # training
 
 
+def linear_decay_lambda(warmup: int, total: int) -> Any:
+    """Step -> LR factor: linear warm-up to 1, then linear decay to 0 at `total`."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return factor
+
+
+def linear_decay_callback() -> Any:
+    """A TrainerCallback that swaps the shared trainer's constant schedule for a linear decay
+    (the shared trainer's arguments stay the SerenGPT stages')."""
+    from transformers import TrainerCallback
+
+    class LinearDecay(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, lr_scheduler: Any = None, **kw: Any) -> None:
+            if lr_scheduler is not None and hasattr(lr_scheduler, "lr_lambdas"):
+                fn = linear_decay_lambda(int(args.warmup_steps), int(args.max_steps))
+                lr_scheduler.lr_lambdas = [fn] * len(lr_scheduler.lr_lambdas)
+
+    return LinearDecay()
+
+
 def train_novelty(
     base_model: str | os.PathLike[str],
     transitions: Transitions,
@@ -331,9 +356,17 @@ def train_novelty(
     seed: int = 0,
     progress: bool = False,
     lora_layers: int | None = None,
+    lr_schedule: str = "linear",
 ) -> Path:
     """LoRA SFT on the transition prompts (the shared trainer); saves the cluster set beside the
-    model so serving decodes into exactly the clusters it was trained on."""
+    model so serving decodes into exactly the clusters it was trained on.
+
+    `lr_schedule="linear"` decays the learning rate to 0 after the warm-up: the targets are samples
+    of where users went next (many per pair), so at a constant rate the last steps' few samples
+    decide the final ranking; decaying averages over the whole run. "constant" keeps the shared
+    trainer's constant-with-warm-up rate."""
+    if lr_schedule not in ("linear", "constant"):
+        raise ConfigError(f"unknown lr_schedule {lr_schedule!r}", "use 'linear' or 'constant'")
     from seren.serengpt.sft import train_sft, update_model_card
 
     frame = transitions.sft_frame(max_repeat=max_repeat)
@@ -355,6 +388,7 @@ def train_novelty(
         seed=seed,
         progress=progress,
         lora_layers=lora_layers,
+        callbacks=[linear_decay_callback()] if lr_schedule == "linear" else [],
     )
     write_json(Path(model_dir) / CLUSTERS_FILE, {"descriptions": descriptions})
     update_model_card(

@@ -3,6 +3,7 @@ and baselines computed, bad inputs."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -16,8 +17,10 @@ from seren.exploration.novelty import (
     DescriptionTrie,
     NoveltyModel,
     evaluate_novelty,
+    linear_decay_lambda,
     paired_margin,
     recall_at,
+    train_novelty,
 )
 from seren.exploration.pair_table import all_pairs
 
@@ -143,6 +146,20 @@ def test_bad_inputs(novelty_model: NoveltyModel) -> None:
         NoveltyModel(novelty_model.model, novelty_model.tokenizer, {"a": "x", "b": "y"})
     with pytest.raises(DataError, match="no novelty_clusters.json"):
         NoveltyModel.from_pretrained(novelty_model_dir_without_clusters(novelty_model))
+
+
+def test_training_decays_the_learning_rate(novelty_dir: Path, small_transitions: Any) -> None:
+    import json
+
+    state = json.loads(next((novelty_dir.parent / "checkpoints").glob("checkpoint-*/trainer_state.json")).read_text())
+    lrs = [h["learning_rate"] for h in state["log_history"] if "learning_rate" in h]
+    peak = max(lrs)
+    assert lrs.index(peak) <= 2 and lrs[-1] < 0.2 * peak  # the fixture's 12 steps: warm-up, then down to ~0
+    assert all(b <= a for a, b in zip(lrs[lrs.index(peak) :], lrs[lrs.index(peak) + 1 :], strict=False))
+    f = linear_decay_lambda(warmup=10, total=100)
+    assert f(9) == 1.0 and f(55) == pytest.approx(0.5) and f(100) == 0.0
+    with pytest.raises(ConfigError, match="lr_schedule"):
+        train_novelty(novelty_dir, small_transitions, {}, novelty_dir / "x", lr_schedule="cosine")
 
 
 def novelty_model_dir_without_clusters(model: NoveltyModel) -> str:
