@@ -10,8 +10,10 @@ on the training-period transitions -> on the held-out (post-cutoff) triples:
   * feedback alignment: the table of the pairs seen in held-out feedback, un-aligned (LLM top-n)
     vs best-of-n re-ranked by the alignment scorer, replayed on held-out novel exposures.
 
-Datasets: the synthetic data at the demo's size (300 users, 400 items) and ml-latest-small
-(/work/shared/data/ml-latest-small, or SEREN_MOVIELENS_DIR; skipped when absent).
+Datasets: the synthetic data (default the demo's size, 300 users and 400 items; --n-users for a
+held-out set large enough that the margin over the baselines is more than noise, reported with a
+paired-bootstrap 95% interval) and ml-latest-small (/work/shared/data/ml-latest-small, or
+SEREN_MOVIELENS_DIR; skipped when absent). --window widens the training targets (transitions.py).
 Work dirs are resumable (the SFT resumes from its last checkpoint; finished stages are reused).
 
 Run: .venv/bin/python benchmarks/novelty_quality.py [--datasets synthetic,movielens] [--steps 120]
