@@ -40,7 +40,7 @@ GATE_AUC, GATE_MARGIN = 0.85, 0.15
 # LoRA on the top 8 of 30 blocks; a preference pair costs ~4 forwards, so fewer/smaller IPO steps.
 _COMMON = {"lora_layers": 8, "batch_size": 4, "sft_lr": 3e-3, "pref_batch_size": 4, "pref_lr": 5e-4}
 BUDGET: dict[str, dict[str, Any]] = {
-    "synthetic": {**_COMMON, "sft_steps": 96, "pref_steps": 8},  # ~1.6 passes over the 236 examples
+    "synthetic": {**_COMMON, "sft_steps": 144, "pref_steps": 8},  # ~2.4 passes over the 236 examples
     "movielens": {**_COMMON, "sft_steps": 32, "pref_steps": 4},
 }
 
