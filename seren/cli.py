@@ -16,7 +16,7 @@ import sys
 import typer
 
 from seren import __version__, commands
-from seren.errors import SerenError
+from seren.errors import SerenError, ServiceError
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
@@ -61,10 +61,45 @@ def _discover() -> None:
 _discover()
 
 
+def _usage_line(exc: Exception) -> str:
+    """A click/typer usage error as `<problem>. Fix: <fix>` on one line (never the usage block)."""
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "seren"
+    fmt = getattr(exc, "format_message", None)
+    problem = " ".join(str(fmt() if fmt else exc).split()).rstrip(".") or type(exc).__name__
+    return f"{where}: {problem}. Fix: see '{where} --help'"
+
+
+def _os_line(exc: OSError) -> tuple[str, int]:
+    """An OSError that escaped a command (permissions, a full disk, a path that is a file): one line."""
+    import errno
+
+    what = exc.strerror or type(exc).__name__
+    where = f" {exc.filename}" if exc.filename else ""
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return f"{what}{where}. Fix: check that the server is running and reachable", ServiceError.exit_code
+    fix = "free disk space and retry" if exc.errno == errno.ENOSPC else "check the path and its permissions"
+    return f"{what}:{where}. Fix: {fix}", 2
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: SerenError -> one line on stderr and its exit code, never a traceback."""
+    """Entry point: every user-facing failure -> one line `error: <problem>. Fix: <fix>` on stderr and a
+    non-zero exit (2 for usage/input errors), never a traceback.
+
+    typer 0.29 vendors click as `typer._click`: its usage errors are not `click.ClickException`s, so
+    both hierarchies are caught (a command that imports the real click may still raise those).
+    """
+    from typer._click import exceptions as tce
+
+    click_errors: tuple[type[BaseException], ...] = (tce.ClickException,)
     try:
-        rc = app(args=argv, standalone_mode=False)
+        import click
+
+        click_errors += (click.ClickException,)
+    except ImportError:  # pragma: no cover - click is a dependency of several of ours
+        pass
+    try:
+        rc = app(args=argv, prog_name="seren", standalone_mode=False)
     except SerenError as exc:
         typer.echo(f"error: {exc.line()}", err=True)
         sys.exit(exc.exit_code)
@@ -76,13 +111,17 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         sys.exit(130)
-    except Exception as exc:  # click usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
+    except tce.NoArgsIsHelpError as exc:  # `seren` / `seren data` alone: the help is the answer
+        exc.show()
+        sys.exit(2)
+    except click_errors as exc:
+        code = getattr(exc, "exit_code", 2)
+        typer.echo(f"error: {_usage_line(exc)}", err=True)
+        sys.exit(code if isinstance(code, int) and code else 2)
+    except OSError as exc:
+        line, code = _os_line(exc)
+        typer.echo(f"error: {line}", err=True)
+        sys.exit(code)
     # Non-standalone click returns a typer.Exit's code instead of exiting: honour it.
     if isinstance(rc, int) and rc:
         sys.exit(rc)
