@@ -122,7 +122,7 @@ def run_drift(
         "reports_dir": str((out_root / rid).resolve()),
     }
     snapshots: list[tuple[str, Any]] = []
-    with atomic_dir(out_root / rid) as tmp:
+    with atomic_dir(out_root / rid, marker=False) as tmp:  # a new run dir; listing stays the two reports
         if cur.empty:
             summary["message"] = (
                 f"no data in window: no current judgments in ({summary['window']['start'] or 'beginning'}, "

@@ -13,6 +13,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 T = TypeVar("T")
 
 JsonOpt = typer.Option(False, "--json", help="Print machine-readable JSON.")
+ForceOpt = typer.Option(
+    False, "--force", help="Replace --out even when it is a non-empty directory seren did not write (deletes it)."
+)
 
 
 def emit(obj: object, as_json: bool, human: str | None = None) -> None:

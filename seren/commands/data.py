@@ -11,12 +11,40 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from seren.commands._common import JsonOpt, emit
+from seren.commands._common import ForceOpt, JsonOpt, emit
 from seren.errors import ConfigError
+from seren.io import check_out_dir
 
 NAME = "data"
 app = typer.Typer(no_args_is_help=True, help=__doc__)
 _err = Console(stderr=True)
+
+# The generator keeps every exposure in memory (~100 bytes each): refuse sizes that cannot fit before
+# allocating anything. Larger real logs come in through `seren data import-csv`.
+MAX_USERS = 1_000_000
+MAX_ITEMS = 1_000_000
+MAX_EVENTS = 50_000_000
+MAX_DAYS = 36_500
+
+
+def check_generate_sizes(users: int, items: int, days: int, events_per_user: int, shift: float) -> None:
+    """One-line errors for sizes the synthetic generator cannot (or should not) allocate."""
+    import math
+
+    for opt, value, limit in (("--users", users, MAX_USERS), ("--items", items, MAX_ITEMS), ("--days", days, MAX_DAYS)):
+        if value > limit:
+            raise ConfigError(
+                f"{opt} {value} is above the generator's limit of {limit:,}",
+                f"pass {opt} <= {limit} (the synthetic world is held in memory); import larger real logs "
+                "with `seren data import-csv`",
+            )
+    if users > 0 and events_per_user > MAX_EVENTS // users:
+        raise ConfigError(
+            f"--users {users} x --events-per-user {events_per_user} exposures is above the limit of {MAX_EVENTS:,}",
+            "lower --users or --events-per-user",
+        )
+    if not math.isfinite(shift):
+        raise ConfigError(f"--shift {shift} is not a finite number", "pass a number >= 0, e.g. --shift 0.5")
 
 
 @contextlib.contextmanager
@@ -76,9 +104,12 @@ def generate(
     n_top: int = typer.Option(8, "--n-top", help="Top-level categories."),
     n_sub: int = typer.Option(5, "--n-sub", help="Subcategories per top category."),
     shift: float = typer.Option(0.0, "--shift", help="Population shift (>0: more curious users, other interests)."),
+    force: bool = ForceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Generate the seeded synthetic dataset (catalogue, users, feedback-loop logs, ground-truth labels)."""
+    check_generate_sizes(users, items, days, events_per_user, shift)
+    check_out_dir(out, force)  # before minutes of simulation, not after
     from seren.data import save_dataset, synthetic
 
     cfg = synthetic.SyntheticConfig(
@@ -97,7 +128,7 @@ def generate(
         task = bar.add_task("simulating exposures", total=None)
         ds = synthetic.generate(cfg, on_step=lambda done, total: bar.update(task, completed=done, total=total))
     with _status(f"writing {out}"):
-        save_dataset(ds, out)
+        save_dataset(ds, out, force=force)
     info = _summary(ds, out, time.perf_counter() - t0)
     emit(info, as_json, _human(info, "generated"))
 
@@ -123,9 +154,11 @@ def import_movielens(
     src: Path = typer.Argument(..., help="MovieLens folder with ratings.csv, movies.csv (tags.csv optional)."),
     out: Path = typer.Option(..., "--out", help="Dataset directory to write (replaced atomically)."),
     min_tag_count: int = typer.Option(1, "--min-tag-count", help="Ignore tags used fewer times on a movie."),
+    force: bool = ForceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Import a MovieLens export (ml-latest, ml-latest-small, ml-25m format)."""
+    check_out_dir(out, force)
     from seren.data import save_dataset
     from seren.data.movielens import load_movielens
 
@@ -133,7 +166,7 @@ def import_movielens(
     with _status(f"reading MovieLens from {src}"):
         ds = load_movielens(src, min_tag_count=min_tag_count)
     with _status(f"writing {out}"):
-        save_dataset(ds, out)
+        save_dataset(ds, out, force=force)
     info = _summary(ds, out, time.perf_counter() - t0)
     emit(info, as_json, _human(info, "imported MovieLens"))
 
@@ -178,6 +211,7 @@ def import_csv(
         [], "--map", help="canonical=source column (repeatable); prefix 'items.' / 'interactions.' to target one file."
     ),
     event_default: str = typer.Option("rating", "--event-default", help="Event type when there is no event column."),
+    force: bool = ForceOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Import your own logs: map columns onto the canonical schema, validate, write a dataset."""
@@ -185,6 +219,7 @@ def import_csv(
     from seren.data.adapters import items_from_interactions, load_interactions, load_items
 
     inter_map, item_map = parse_mapping(mapping)
+    check_out_dir(out, force)
     t0 = time.perf_counter()
     with _status(f"reading {interactions}"):
         inter_df = load_interactions(interactions, inter_map, event_default=event_default)
@@ -198,6 +233,6 @@ def import_csv(
     }
     ds = Dataset(interactions=inter_df, items=items_df, meta=meta).validate()
     with _status(f"writing {out}"):
-        save_dataset(ds, out)
+        save_dataset(ds, out, force=force)
     info = _summary(ds, out, time.perf_counter() - t0)
     emit(info, as_json, _human(info, "imported"))

@@ -46,10 +46,11 @@ class Dataset:
         return self
 
 
-def save_dataset(ds: Dataset, out_dir: str | os.PathLike[str]) -> Path:
-    """Write all tables atomically (the whole directory appears at once)."""
+def save_dataset(ds: Dataset, out_dir: str | os.PathLike[str], force: bool = False) -> Path:
+    """Write all tables atomically (the whole directory appears at once). A non-empty directory seren
+    did not write is refused unless `force` (see seren.io.atomic_dir)."""
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, force=force) as tmp:
         for name in TABLES:
             df = getattr(ds, name)
             if df is not None:
@@ -72,6 +73,8 @@ def _read(path: Path) -> pd.DataFrame:
 
 def load_dataset(path: str | os.PathLike[str], validate: bool = True) -> Dataset:
     path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{path} is a file, not a dataset directory", "pass the directory `seren data generate` wrote")
     if not path.is_dir():
         raise DataError(
             f"dataset directory {path} does not exist", "run `seren data generate --out DIR` or import data first"
@@ -91,6 +94,16 @@ def load_dataset(path: str | os.PathLike[str], validate: bool = True) -> Dataset
     meta_f = path / "manifest.json"
     import json
 
-    meta = json.loads(meta_f.read_text()) if meta_f.exists() else {}
+    meta: object = {}
+    if meta_f.exists():
+        try:
+            meta = json.loads(meta_f.read_text())
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise DataError(
+                f"{meta_f} is not valid JSON ({type(exc).__name__}: {exc})",
+                "regenerate or re-import the dataset (or delete the broken manifest.json)",
+            ) from None
+        if not isinstance(meta, dict):
+            raise DataError(f"{meta_f} is not a JSON object", "regenerate or re-import the dataset")
     ds = Dataset(meta=meta, **tables)  # type: ignore[arg-type]
     return ds.validate() if validate else ds
