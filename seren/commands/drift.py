@@ -7,7 +7,28 @@ from typing import Any
 
 import typer
 
-from seren.commands._common import JsonOpt, emit
+from seren.commands._common import JsonOpt, emit, parse_time
+from seren.errors import ConfigError
+
+
+def _check_inputs(window: str, end: str, horizon: str, dirs: dict[str, Path | None]) -> None:
+    """Bad windows, times and output paths fail here, before Evidently is imported or a file is written."""
+    import pandas as pd
+
+    from monitoring.judgments import parse_window
+
+    for opt, text in (("--window", window), ("--feedback-horizon", horizon)):
+        try:
+            length = parse_window(text)
+        except (OverflowError, ValueError) as exc:  # a ConfigError is a SerenError, not a ValueError
+            raise ConfigError(f"{opt} {text!r} is too long ({exc})", "use e.g. 30m, 12h, 1d or 2w") from None
+        if length is not None and length > pd.Timedelta(days=36_500):
+            raise ConfigError(f"{opt} {text!r} is longer than 100 years", "use e.g. 30m, 12h, 1d or 2w, or 'all'")
+    if end.strip().lower() not in ("", "now", "latest"):
+        parse_time(end, "--end")
+    for opt, d in dirs.items():
+        if d is not None and d.exists() and not d.is_dir():
+            raise ConfigError(f"{opt} {d} is a file, not a directory", f"pass a directory for {opt}")
 
 
 def _fmt(v: Any) -> str:
@@ -111,6 +132,7 @@ def drift(
 ) -> None:
     """Compare current nearline judgments with the validation-time reference (Evidently), write HTML + JSON
     reports and a workspace snapshot, print a summary; exit 1 when a gate fails, 0 on pass or no data."""
+    _check_inputs(window, end, feedback_horizon, {"--reports-dir": reports_dir, "--workspace": workspace})
     from monitoring.drift import run_drift
 
     res = run_drift(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import typer
 
-from seren.commands._common import JsonOpt, emit, progress
+from seren.commands._common import JsonOpt, check_feature_dir, emit, parse_time, progress
 from seren.errors import ConfigError
 
 NAME = "features"
@@ -27,22 +27,23 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
 
 def parse_age(text: str) -> timedelta:
-    """'90s', '15m', '2h', '1d' -> timedelta."""
+    """'90s', '15m', '2h', '1d' -> timedelta (at most 100 years: longer ages overflow time arithmetic)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text or "")
     if not m:
         raise ConfigError(f"bad duration {text!r}", "use a number with s, m, h or d, e.g. 15m or 1d")
-    return timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    try:
+        age = timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
+    except OverflowError:
+        age = timedelta.max
+    if age > timedelta(days=36_500):
+        raise ConfigError(f"duration {text!r} is longer than 100 years", "use e.g. 1d, 30d or 365d")
+    return age
 
 
 def _parse_time(text: str | None, opt: str) -> datetime | None:
     if text is None:
         return None
-    import pandas as pd
-
-    try:
-        return pd.Timestamp(text).to_pydatetime()
-    except ValueError:
-        raise ConfigError(f"{opt}: cannot parse time {text!r}", "use ISO 8601, e.g. 2024-02-29T12:00:00Z") from None
+    return parse_time(text, opt).to_pydatetime()
 
 
 @app.command("apply")
@@ -60,6 +61,7 @@ def apply_cmd(
     from seren.data import load_dataset
 
     when = _parse_time(as_of, "--as-of")
+    check_feature_dir(features_dir)
     check_target(target, features_dir)  # bad target / Redis down: fail before any write
     ds = load_dataset(data) if data is not None else None
 
@@ -99,6 +101,7 @@ def materialize_cmd(
     for v in names:
         check_view(v)
     check_target(target, features_dir)
+    check_feature_dir(features_dir, need_store=True, target=target)
 
     from feature_repo import store as fs
 
@@ -132,6 +135,7 @@ def get_cmd(
         raise ConfigError("--ids is empty", "pass comma-separated ids, e.g. --ids u00001,u00002")
     age = parse_age(max_age) if max_age else None
     check_target(target, features_dir)
+    check_feature_dir(features_dir, need_store=True, target=target)  # a read never creates a store
 
     from feature_repo import store as fs
 

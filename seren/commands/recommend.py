@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from seren.commands._common import JsonOpt, emit
+from seren.commands._common import JsonOpt, check_feature_dir, emit
 from seren.commands.features import DirOpt, TargetOpt, _parse_time, parse_age
 
 
@@ -44,6 +44,7 @@ def recommend_cmd(
     age = parse_age(max_age) if max_age else None
     ref = now if now in (None, "watermark") else _parse_time(now, "--now")
     check_target(target, features_dir)  # unknown target / Redis down: one line, fast
+    check_feature_dir(features_dir, need_store=True, target=target)  # never creates a store
 
     from feature_repo import store as fs
     from seren.recommend import format_slate, recommend

@@ -10,7 +10,7 @@ from pathlib import Path
 import typer
 
 from seren.commands._common import JsonOpt
-from seren.errors import ServiceError
+from seren.errors import ConfigError, ServiceError
 from seren.paths import seren_home
 
 
@@ -20,8 +20,12 @@ def default_repo() -> Path:
 
 def serve(
     repo: Path = typer.Argument(None, help="Triton model repository [default: <SEREN_HOME>/triton/model_repository]."),
-    http_port: int = typer.Option(8000, "--http-port", help="HTTP port on 127.0.0.1 (0: a free port)."),
-    grpc_port: int = typer.Option(8001, "--grpc-port", help="gRPC port on 127.0.0.1 (0: a free port)."),
+    http_port: int = typer.Option(
+        8000, "--http-port", min=0, max=65535, help="HTTP port on 127.0.0.1 (0: a free port)."
+    ),
+    grpc_port: int = typer.Option(
+        8001, "--grpc-port", min=0, max=65535, help="gRPC port on 127.0.0.1 (0: a free port)."
+    ),
     model: list[str] = typer.Option(
         ["serengpt"], "--model", "-m", help="Model(s) to load at start (explicit model control)."
     ),
@@ -31,13 +35,24 @@ def serve(
         help="Export this SerenGPT model dir to ONNX and (re)build the repository (local target) first.",
     ),
     log_file: Path = typer.Option(None, "--log-file", help="Server log [default: <SEREN_HOME>/triton/logs/]."),
-    startup_timeout: float = typer.Option(120.0, "--startup-timeout", help="Seconds to wait for readiness."),
+    startup_timeout: float = typer.Option(
+        120.0, "--startup-timeout", min=1.0, max=3600.0, help="Seconds to wait for readiness."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Start tritonserver (from .venv-triton) on 127.0.0.1, load the models, serve until Ctrl-C."""
+    if http_port and http_port == grpc_port:
+        raise ConfigError(f"--http-port and --grpc-port are both {http_port}", "give them different ports")
+    repo = (repo or default_repo()).resolve()
+    if build_from is None and not repo.is_dir():
+        raise ConfigError(
+            f"model repository {repo} does not exist",
+            "build one with `seren serve --build-from MODEL_DIR` or `seren promote`, or pass its path",
+        )
+    if log_file is not None and log_file.is_dir():
+        raise ConfigError(f"--log-file {log_file} is a directory", "pass a file path, e.g. --log-file triton.log")
     from serving.triton import TritonServer
 
-    repo = (repo or default_repo()).resolve()
     if build_from is not None:
         from serving.export import export_onnx
         from serving.model_repository import build_model_repository
