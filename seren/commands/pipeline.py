@@ -20,6 +20,27 @@ ExperimentOpt = typer.Option("seren", "--experiment", "-e", help="Kubeflow exper
 TimeoutOpt = typer.Option(5.0, "--timeout", help="Seconds to wait for the host to answer before giving up.")
 
 
+def check_params(params: dict[str, Any], local: bool) -> None:
+    """Check the parameters a pipeline step would only check after earlier steps wrote their outputs
+    (the features pipeline replaces the offline tables before `feast apply` reads the target): fail
+    before the run starts instead. Locally the target is also rendered and (Redis) pinged."""
+    target = params.get("feast_target")
+    if isinstance(target, str) and target:
+        from feature_repo.config import check_target, resolve_target
+
+        try:
+            resolve_target(target)
+        except ConfigError as exc:
+            raise ConfigError(f"--param feast_target: {exc.problem}", exc.fix) from None
+        if local:
+            data_dir = params.get("feast_data_dir") or None
+            check_target(target, Path(data_dir) if data_dir else None)
+    for key in ("feast_data_dir",):
+        value = params.get(key)
+        if isinstance(value, str) and value and Path(value).exists() and not Path(value).is_dir():
+            raise ConfigError(f"--param {key}={value} is a file, not a directory", f"pass a directory for {key}")
+
+
 def _host(host: str | None) -> str:
     if not host:
         raise ConfigError("no Kubeflow Pipelines host given", "pass --host http://HOST:PORT or set SEREN_KFP_HOST")
@@ -69,6 +90,8 @@ def compile_cmd(
             "give exactly one of NAME or --all",
             "e.g. `seren pipeline compile features` or `seren pipeline compile --all`",
         )
+    if out is not None and out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory", "pass a directory for the compiled specs")
     names = P.list_pipelines() if all_ else [name]
     if golden:
         written = {n: str(P.update_golden(n)) for n in names}
@@ -124,6 +147,7 @@ def run_cmd(
             "add --local, or use `seren pipeline submit NAME --host URL` for Kubeflow",
         )
     params = P.parse_params(name, param)
+    check_params(params, local=True)
     info = P.load(name)
     total = _task_total(info)
 
@@ -157,6 +181,7 @@ def submit_cmd(
     import pipelines as P
 
     params = P.parse_params(name, param)
+    check_params(params, local=False)
     res = P.submit(name, _host(host), experiment=experiment, params=params, timeout=timeout)
     reused = " (existing version reused)" if res["reused_version"] else ""
     emit(
@@ -181,6 +206,7 @@ def schedule_cmd(
 
     interval = P.parse_every(every)
     params = P.parse_params(name, param)
+    check_params(params, local=False)
     res = P.schedule(name, _host(host), every=every, experiment=experiment, params=params, timeout=timeout)
     emit(
         res,
