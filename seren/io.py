@@ -104,6 +104,19 @@ def check_out_dir(
     return target
 
 
+def check_out_file(target: str | os.PathLike[str], what: str = "--out") -> Path:
+    """Refuse an output *file* path that is a directory or lies under a file, before any work is done."""
+    target = Path(target)
+    if target.is_dir():
+        raise ConfigError(f"{what} {target} is a directory", f"pass a file path, e.g. {what} {target / 'out.parquet'}")
+    for parent in Path(os.path.abspath(target)).parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise ConfigError(f"{what} {target}: {parent} is a file", f"pass a {what} path under a directory")
+            break
+    return target
+
+
 @contextlib.contextmanager
 def atomic_dir(target: str | os.PathLike[str], force: bool = False, marker: bool = True) -> Iterator[Path]:
     """Yield a temp directory; swap it in place of `target` on success (old one removed).

@@ -9,6 +9,7 @@ from rich.console import Console
 
 from seren.commands._common import JsonOpt, emit
 from seren.errors import ConfigError
+from seren.io import check_out_file
 
 NAME = "profiles"
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -46,6 +47,7 @@ def build(
 
     if backend not in ("none", "local", "openai"):
         raise ConfigError(f"unknown backend {backend!r}", "use --backend none, local or openai")
+    check_out_file(out)
     kw = {"model_dir": backend_model} if backend == "local" else {}
     with _err.status("building profiles"):
         metrics = build_profiles_file(

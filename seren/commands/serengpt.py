@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from rich.console import Console
 
 from seren.commands._common import JsonOpt, emit
 from seren.errors import ConfigError, DataError
+from seren.io import ARTIFACT_MARKER, check_out_dir, is_artifact
 
 NAME = "serengpt"
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -44,6 +46,9 @@ def train(
     token_budget: int = typer.Option(None, "--token-budget", help="Profile token budget (prompt length)."),
     seed: int = typer.Option(0, "--seed", help="Seed for sampling, splits and training."),
     no_eval: bool = typer.Option(False, "--no-eval", help="Skip the ablation evaluation."),
+    force: bool = typer.Option(
+        False, "--force", help="Write into --out even when it is a non-empty directory that is not a training run."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Profiles -> labels -> LoRA SFT -> IPO/DPO -> ablation on held-out users; resumable."""
@@ -53,6 +58,7 @@ def train(
         raise ConfigError(f"unknown --loss {loss!r}", "use --loss ipo or --loss dpo")
     if not data.is_dir():
         raise DataError(f"dataset directory {data} does not exist", "run `seren data generate --out DIR` first")
+    _check_run_dir(out, force)
     cfg = TrainConfig(base_model=base_model, loss=loss, seed=seed, ablation=not no_eval, progress=not as_json)
     if compare_dpo and loss != "dpo":
         cfg.compare_losses = ("dpo",)
@@ -64,13 +70,43 @@ def train(
         cfg.max_examples = cfg.pref_max_examples = max_examples
     if token_budget is not None:
         cfg.token_budget = token_budget
-    summary = train_serengpt(data, out, cfg, on_stage=_stage_line)
+    cfg.validate()  # bad budgets fail before --out is created
+    created = not out.exists()
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / ARTIFACT_MARKER).touch()  # a later run (resume) recognises its own directory
+        summary = train_serengpt(data, out, cfg, on_stage=_stage_line)
+    except BaseException:
+        _drop_if_empty(out, created)
+        raise
     result = {k: summary[k] for k in ("model_dir", "sft_model_dir", "aligned_model_dirs", "seconds")}
     result.update(
         {"metrics": summary.get("metrics"), "ablation": summary.get("ablation", {}).get("rows"), "out": str(out)}
     )
     human = f"SerenGPT model: {summary['model_dir']}\n" + summary.get("ablation_markdown", "")
     emit(result, as_json, human)
+
+
+_RUN_ENTRIES = ("summary.json", "profiles.parquet", "training_data", "sft", "sft.work")
+
+
+def _check_run_dir(out: Path, force: bool) -> None:
+    """A training --out is new, empty, or an earlier run (resumed); never the cwd, a file, or a user's folder."""
+    check_out_dir(out, force=True)  # the cwd / its parents / a file / a path under a file: always refused
+    if force or not out.is_dir() or not any(out.iterdir()):
+        return
+    if is_artifact(out) or any((out / n).exists() for n in _RUN_ENTRIES):
+        return
+    raise ConfigError(
+        f"--out {out} is a non-empty directory that is not a `seren serengpt train` run",
+        "pass a new or empty directory (or an earlier run's --out to resume), or add --force to write into it",
+    )
+
+
+def _drop_if_empty(out: Path, created: bool) -> None:
+    """After a failure: remove an --out this run created when nothing but the marker landed in it."""
+    if created and out.is_dir() and all(p.name == ARTIFACT_MARKER for p in out.iterdir()):
+        shutil.rmtree(out, ignore_errors=True)
 
 
 def _load_run(run: Path) -> dict[str, Any]:
@@ -119,6 +155,8 @@ def evaluate(
         out = out or model.parent / "eval"
     else:
         raise ConfigError("nothing to evaluate", "pass --run DIR, or --model DIR with --training-data DIR")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} is a file, not a directory", "pass a directory for the ablation reports")
     td = TrainingData.load(training_data)
     ds = load_dataset(data) if data is not None else None
     results, md = run_ablation(td.eval_candidates, ds, models, progress=not as_json)
