@@ -513,6 +513,10 @@ def rollback(
             "registry": reg.uri,
         },
     )
+    ptr = reg.pointer(model, env.name)  # nothing to roll back: refuse before the lock creates envs/<env>
+    if ptr.version is None or not ptr.data.get("history"):
+        what = "nothing is deployed" if ptr.version is None else f"v{ptr.version} has no predecessor"
+        raise ConfigError(f"cannot roll back {model} in {env.name}: {what}", "promote a version first")
     with contextlib.ExitStack() as stack:
         _enter_lock(stack, env, attempt)
         ptr = reg.pointer(model, env.name)
