@@ -308,8 +308,14 @@ def _make_items(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[pd.Data
     return items, sub_of, latent_pop
 
 
-def _make_users(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Visible/hidden interest masks (U x S) and curiosity (U,)."""
+def _make_users(
+    cfg: SyntheticConfig, rng: np.random.Generator, params: WorldParams | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Visible/hidden interest masks (U x S) and curiosity (U,).
+
+    With the default `WorldParams` the draws are exactly the generator's historical ones (same seed,
+    same frames); other values draw extra numbers afterwards, so only the changed part differs."""
+    params = params or WorldParams()
     U, n_top, n_sub = cfg.n_users, cfg.n_top, cfg.n_sub
     S = n_top * n_sub
     ramp = np.linspace(-1.0, 1.0, n_top) if n_top > 1 else np.zeros(1)
@@ -345,25 +351,145 @@ def _make_users(cfg: SyntheticConfig, rng: np.random.Generator) -> tuple[np.ndar
         pick = order[:, k]
         ok = (n_hid > k) & sib[rows, pick]
         hid[rows[ok], pick[ok]] = True
-    curiosity = rng.beta(2.0 + 4.0 * cfg.shift, 3.0, size=U)
+    if params.hidden_sibling_share < 1.0:
+        # move a share of the hidden interests to top categories the user shows no interest in
+        far = ~np.repeat(vis_top, n_sub, axis=1)
+        move = hid & (rng.random((U, S)) >= params.hidden_sibling_share)
+        far_score = np.where(far, rng.random((U, S)), -1.0)
+        for u in np.flatnonzero(move.any(axis=1) & far.any(axis=1)):
+            n_move = int(move[u].sum())
+            order_u = np.argsort(-far_score[u])[: min(n_move, int(far[u].sum()))]
+            moved = np.flatnonzero(move[u])[: len(order_u)]
+            hid[u, moved] = False
+            hid[u, order_u] = True
+    if params.curiosity_mean is None:
+        curiosity = rng.beta(2.0 + 4.0 * cfg.shift, 3.0, size=U)
+    else:
+        m = params.curiosity_mean
+        curiosity = rng.beta(5.0 * m, 5.0 * (1.0 - m), size=U)
     return vis, hid, curiosity
 
 
-def generate(cfg: SyntheticConfig | None = None, on_step: Callable[[int, int], None] | None = None) -> Dataset:
+@dataclass(frozen=True)
+class WorldParams:
+    """World knobs beyond the generator's config (the simulation sweeps them).
+
+    hidden_sibling_share: share of hidden interests that are siblings (same top category) of a
+    visible one; the rest sit in top categories the user shows no interest in. curiosity_mean:
+    mean of the population's curiosity (Beta(5m, 5(1-m))); None = the generator's Beta(2+4*shift, 3).
+    """
+
+    hidden_sibling_share: float = 1.0
+    curiosity_mean: float | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.hidden_sibling_share <= 1.0:
+            raise ConfigError("hidden_sibling_share must be in [0, 1]", "pass e.g. 1.0, 0.5 or 0.0")
+        if self.curiosity_mean is not None and not 0.0 < self.curiosity_mean < 1.0:
+            raise ConfigError("curiosity_mean must be in (0, 1)", "pass e.g. 0.4")
+
+    def is_default(self) -> bool:
+        return self == WorldParams()
+
+
+@dataclass
+class World:
+    """The latent world: catalogue, users' visible and hidden interests, curiosity, item appeal, and
+    the one response model (`engage_prob` / `respond`) that both the log generator and the
+    closed-loop simulator draw engagement from."""
+
+    cfg: SyntheticConfig
+    params: WorldParams
+    items: pd.DataFrame  # item_id, title, text, category, price, appeal (no observed popularity)
+    sub_of: np.ndarray  # item -> subcategory index
+    latent_pop: np.ndarray  # item -> latent popularity (exposure weight inside a subcategory)
+    appeal_mult: np.ndarray  # item -> engagement multiplier of its appeal level
+    vis: np.ndarray  # U x S visible interests
+    hid: np.ndarray  # U x S hidden interests
+    curiosity: np.ndarray  # U
+    tops: list[str]
+    subs: list[str]
+    top_of_sub: np.ndarray
+
+    @classmethod
+    def build(cls, cfg: SyntheticConfig, rng: np.random.Generator, params: WorldParams | None = None) -> World:
+        """Draw the world from `rng` (the generator's first draws, in its order)."""
+        params = params or WorldParams()
+        items, sub_of, latent_pop = _make_items(cfg, rng)
+        tops, subs, top_of_sub = catalogue_tables(cfg)
+        vis, hid, curiosity = _make_users(cfg, rng, params)
+        level = items["appeal"].map({k: i for i, k in enumerate(APPEAL_LEVELS)}).to_numpy()
+        return cls(
+            cfg, params, items, sub_of, latent_pop, APPEAL_MULT[level], vis, hid, curiosity, tops, subs, top_of_sub
+        )
+
+    @classmethod
+    def from_seed(cls, cfg: SyntheticConfig, params: WorldParams | None = None) -> World:
+        return cls.build(cfg, np.random.default_rng(cfg.seed), params)
+
+    @property
+    def n_users(self) -> int:
+        return int(self.vis.shape[0])
+
+    @property
+    def likes_top(self) -> np.ndarray:
+        """U x S: the subcategory's top category holds a visible interest of the user."""
+        n_sub = self.cfg.n_sub
+        return np.repeat(self.vis.reshape(self.n_users, self.cfg.n_top, n_sub).any(axis=2), n_sub, axis=1)
+
+    def engage_prob(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """P(positive engagement) of `users` exposed to `items` (broadcast shapes): visible interests
+        engage most, hidden ones in proportion to curiosity, siblings of liked tops a little, the
+        rest rarely; everything scaled by the item's appeal."""
+        users, items = np.asarray(users), np.asarray(items)
+        sub = self.sub_of[items]
+        am = self.appeal_mult[items]
+        v, h = self.vis[users, sub], self.hid[users, sub]
+        lt = self.vis.reshape(self.n_users, self.cfg.n_top, self.cfg.n_sub)[users, self.top_of_sub[sub]].any(axis=-1)
+        cur = self.curiosity[users]
+        return np.where(
+            v,
+            0.15 + 0.6 * am,
+            np.where(h, am * (0.35 + 0.75 * cur), np.where(lt, 0.02 + 0.08 * am, 0.01 + 0.05 * am)),
+        )
+
+    def respond(self, users: np.ndarray, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Draw engagement (bool, shape of the broadcast) for users exposed to items: one uniform per
+        exposure, positive when below `engage_prob`."""
+        p = self.engage_prob(users, items)
+        return rng.random(p.shape) < p
+
+
+def generate(
+    cfg: SyntheticConfig | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+    world: WorldParams | None = None,
+) -> Dataset:
     """Build a validated Dataset (interactions, items, users, labels) for `cfg`; same seed, same frames.
 
-    `on_step(done, total)` is called after each simulated exposure step (for progress bars).
+    `on_step(done, total)` is called after each simulated exposure step (for progress bars);
+    `world` changes the latent world (see `WorldParams`; default = the historical generator).
     """
-    return simulate(cfg or SyntheticConfig(), on_step).validate()
+    return simulate(cfg or SyntheticConfig(), on_step, world).validate()
 
 
-def simulate(cfg: SyntheticConfig, on_step: Callable[[int, int], None] | None = None) -> Dataset:
+def simulate(
+    cfg: SyntheticConfig, on_step: Callable[[int, int], None] | None = None, world: WorldParams | None = None
+) -> Dataset:
     """The generator without the final schema pass (benchmarks time the two separately)."""
+    return generate_logs(cfg, on_step, world)[0]
+
+
+def generate_logs(
+    cfg: SyntheticConfig, on_step: Callable[[int, int], None] | None = None, world: WorldParams | None = None
+) -> tuple[Dataset, World]:
+    """The behaviour log (unvalidated Dataset) and the latent `World` that produced it."""
     rng = np.random.default_rng(cfg.seed)
-    items, sub_of, latent_pop = _make_items(cfg, rng)
-    tops, subs, top_of_sub = catalogue_tables(cfg)
+    wd = World.build(cfg, rng, world)
+    items, sub_of, latent_pop = wd.items.copy(), wd.sub_of, wd.latent_pop
+    subs, top_of_sub = wd.subs, wd.top_of_sub
     U, S, n_sub = cfg.n_users, len(subs), cfg.n_sub
-    vis, hid, curiosity = _make_users(cfg, rng)
+    vis, hid, curiosity = wd.vis, wd.hid, wd.curiosity
     rows = np.arange(U)
 
     # item sampler within a subcategory: items are sorted by sub, so cumulative weights per sub
@@ -374,8 +500,6 @@ def simulate(cfg: SyntheticConfig, on_step: Callable[[int, int], None] | None = 
         c = np.cumsum(latent_pop[m])
         cum[m] = s + c / c[-1]
     cum[-1] = S  # guard against float round-off at the end
-    appeal_mult = APPEAL_MULT[items["appeal"].map({k: i for i, k in enumerate(APPEAL_LEVELS)}).to_numpy()]
-    likes_top = np.repeat(vis.reshape(U, cfg.n_top, n_sub).any(axis=2), n_sub, axis=1)
 
     # history lengths vary around events_per_user
     epu = cfg.events_per_user
@@ -405,15 +529,8 @@ def simulate(cfg: SyntheticConfig, on_step: Callable[[int, int], None] | None = 
         sub = np.where(explore, np.where(sibling, sub_sib, sub_rand), sub_x)
         item = np.minimum(np.searchsorted(cum, sub + rng.random(U), side="right"), cfg.n_items - 1)
         sub = sub_of[item]
-        am = appeal_mult[item]
-        v, h, lt = vis[rows, sub], hid[rows, sub], likes_top[rows, sub]
-        p = np.where(
-            v,
-            0.15 + 0.6 * am,
-            np.where(h, am * (0.35 + 0.75 * curiosity), np.where(lt, 0.02 + 0.08 * am, 0.01 + 0.05 * am)),
-        )
         active = t < T_u
-        pos = (rng.random(U) < p) & active
+        pos = wd.respond(rows, item, rng) & active  # the world's response model (shared with the simulator)
         item_m[:, t] = item
         pos_m[:, t] = pos
         inhist_m[:, t] = hist[rows, sub]
@@ -512,7 +629,8 @@ def simulate(cfg: SyntheticConfig, on_step: Callable[[int, int], None] | None = 
         "categories": subs,
         "explore_share": float(explore_m[active].mean()),
     }
+    if not wd.params.is_default():  # the historical manifest is unchanged for the default world
+        meta["world"] = dataclasses.asdict(wd.params)
     # a catalogue too small for anything unexpected (e.g. one category) yields no labels
-    return Dataset(
-        interactions=interactions, items=items, users=users, labels=labels if len(labels) else None, meta=meta
-    )
+    ds = Dataset(interactions=interactions, items=items, users=users, labels=labels if len(labels) else None, meta=meta)
+    return ds, wd
