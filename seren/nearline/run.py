@@ -184,17 +184,9 @@ class Exploration:
 
 def _token_budget(cfg: NearlineConfig) -> int:
     """The budget the model was trained with (its card), so nearline prompts match training."""
-    if cfg.token_budget:
-        return int(cfg.token_budget)
-    from seren.serengpt.train import TrainConfig
+    from seren.serengpt.recipe import model_recipe
 
-    if Path(cfg.model).is_dir():
-        from seren.serengpt.sft import read_model_card
-
-        budget = read_model_card(cfg.model).get("source", {}).get("token_budget")
-        if budget:
-            return int(budget)
-    return TrainConfig().token_budget
+    return int(model_recipe(cfg.model, cfg.token_budget)["token_budget"])
 
 
 # ------------------------------------------------------------------------------------ stages
@@ -352,11 +344,11 @@ def run_nearline(
     pushed {user_profile, user_candidates}, judgments (part path or None), watermark_before/after,
     window_end, stage_seconds {setup, profiles, candidates, scoring, feast_writes}, seconds.
     """
-    from feature_repo.store import data_dir_of, push
+    from feature_repo.store import data_dir_of
 
     t_run = time.perf_counter()
     cfg.validate()
-    delay = cfg.batch_delay()
+    cfg.batch_delay()  # a bad SEREN_NEARLINE_BATCH_DELAY_S fails before any work
     say = on_stage or (lambda _name, _info: None)
     if store is None:
         store = open_store(cfg.feast_target, cfg.feast_data_dir)  # fails fast when the store is down
@@ -398,92 +390,136 @@ def run_nearline(
             say("done", {"users_refreshed": 0})
             return summary
 
-        from seren.exploration.seqrec import user_histories
-
-        histories = user_histories(ds, users=users)
-        refresh = [u for u in users if histories.get(u)]
-        skipped = [u for u in users if not histories.get(u)]
-        summary["users_skipped_no_history"] = len(skipped)
-        if skipped:
-            log.info("nearline: %d changed user(s) without positive history skipped", len(skipped))
-
-        from serving.client import SerenClient
-
-        client = SerenClient(cfg.triton_url, cfg.protocol, timeout=cfg.timeout_s, retries=cfg.retries)  # type: ignore[arg-type]
-        try:
-            with _timed(stage_s, "setup"):
-                if refresh:
-                    client.check_model()  # Triton down: bounded retries, then a one-line ServiceError
-                    _tokenizer(str(cfg.model))  # loaded once per process (first tick only)
-
-            # 1. cognition profiles (the model's tokenizer and training token budget)
-            say("profiles", {"users": len(refresh)})
-            with _timed(stage_s, "profiles"):
-                profiles = _profiles(ds, cfg, refresh)
-
-            # 2. candidates: main + exploration slates
-            say("candidates", {"users": len(refresh)})
-            with _timed(stage_s, "candidates"):
-                cands = build_candidates(
-                    {u: histories[u] for u in refresh}, ds.interactions, ex, cfg.k_main, cfg.k_explore, cfg.n_novel
-                )
-                pairs = _pairs(cands, profiles, ds.items)
-
-            # 3. SerenGPT on Triton
-            say("scoring", {"pairs": len(pairs), "batch_size": cfg.batch_size})
-            with _timed(stage_s, "scoring"):
-                pairs["score"] = score_pairs(pairs, client, cfg.batch_size, delay, progress)
-        finally:
-            client.close()
-        top = (
-            select_top(pairs, cfg.top_n, cfg.threshold)
-            if not pairs.empty
-            else pd.DataFrame(columns=["candidate_item_ids", "candidate_scores"], index=pd.Index([], name="user_id"))
+        done = process_users(
+            cfg, ds, ex, users, window_end, start, store, stage_s=stage_s, on_stage=say, progress=progress
         )
-        rows = cands.set_index("user_id").join(top, how="left")
-        rows["candidate_item_ids"] = [v if isinstance(v, list) else [] for v in rows["candidate_item_ids"]]
-        rows["candidate_scores"] = [v if isinstance(v, list) else [] for v in rows["candidate_scores"]]
-        rows = rows.reset_index()
-        rows["event_timestamp"] = window_end
-        prof_rows = profiles[["user_id", "profile_text", "profile_tokens"]].copy()
-        prof_rows["event_timestamp"] = window_end
-
-        # 4. Feast (online + offline), then the monitoring judgments, then the watermark
-        say("feast_writes", {"profiles": len(prof_rows), "candidates": len(rows)})
-        with _timed(stage_s, "feast_writes"):
-            summary["pushed"]["user_profile"] = push(store, "user_profile_push", prof_rows, to="online_and_offline")
-            summary["pushed"]["user_candidates"] = push(
-                store,
-                "user_candidates_push",
-                rows[
-                    [
-                        "user_id",
-                        "candidate_item_ids",
-                        "candidate_scores",
-                        "main_item_ids",
-                        "explore_item_ids",
-                        "cluster_pair",
-                        "event_timestamp",
-                    ]
-                ],
-                to="online_and_offline",
-            )
-        summary["judgments"] = _append_judgments(cfg, pairs, profiles, ds.items, window_end, start)
+        summary.update(done)
         after = state.write(
             window_end,
-            users_refreshed=len(refresh),
-            users_skipped_no_history=len(skipped),
+            users_refreshed=done["users_refreshed"],
+            users_skipped_no_history=done["users_skipped_no_history"],
             previous=summary["watermark_before"],
         )
-        summary.update(
-            watermark_after=after["watermark"],
-            users_refreshed=len(refresh),
-            items_scored=len(pairs),
-            candidates_kept=int(sum(len(v) for v in rows["candidate_item_ids"])),
-            seconds=round(time.perf_counter() - t_run, 3),
-        )
+        summary.update(watermark_after=after["watermark"], seconds=round(time.perf_counter() - t_run, 3))
         say("done", {k: summary[k] for k in ("users_refreshed", "users_skipped_no_history", "items_scored")})
         return summary
+
+
+def process_users(
+    cfg: NearlineConfig,
+    ds: Any,
+    ex: Exploration,
+    users: list[str],
+    window_end: pd.Timestamp,
+    start: pd.Timestamp | None,
+    store: Any,
+    *,
+    stage_s: dict[str, float] | None = None,
+    on_stage: StageCallback | None = None,
+    progress: Callable[[Iterable[Any], int, str], Iterable[Any]] | None = None,
+    judgments_part: str = "",
+    push_lock: Path | None = None,
+) -> dict[str, Any]:
+    """Profiles -> candidates -> Triton -> Feast push -> judgments for `users` of one window: all a
+    run (or one shard of it, seren.nearline.shard) does except moving the watermark. Idempotent:
+    rows carry the window end and the judgments part is named after the window (+ `judgments_part`),
+    so a retried run or shard writes the same rows. `push_lock`: a file lock held around the Feast
+    writes (shards of one window sharing a local SQLite/parquet store)."""
+    from feature_repo.store import push
+
+    stage_s = stage_s if stage_s is not None else {s: 0.0 for s in STAGES}
+    say = on_stage or (lambda _name, _info: None)
+    delay = cfg.batch_delay()
+    pushed = {"user_profile": 0, "user_candidates": 0}
+    from seren.exploration.seqrec import user_histories
+
+    histories = user_histories(ds, users=users)
+    refresh = [u for u in users if histories.get(u)]
+    skipped = [u for u in users if not histories.get(u)]
+    if skipped:
+        log.info("nearline: %d changed user(s) without positive history skipped", len(skipped))
+
+    from seren.llm.calibration import load_calibration
+    from serving.client import SerenClient
+
+    # scores (and the threshold) are the model card's calibrated probability (issue 12)
+    cal = load_calibration(cfg.model) if cfg.model else None
+    client = SerenClient(cfg.triton_url, cfg.protocol, timeout=cfg.timeout_s, retries=cfg.retries, calibration=cal)  # type: ignore[arg-type]
+    try:
+        with _timed(stage_s, "setup"):
+            if refresh:
+                client.check_model()  # Triton down: bounded retries, then a one-line ServiceError
+                _tokenizer(str(cfg.model))  # loaded once per process (first tick only)
+
+        # 1. cognition profiles (the model's tokenizer and training token budget)
+        say("profiles", {"users": len(refresh)})
+        with _timed(stage_s, "profiles"):
+            profiles = _profiles(ds, cfg, refresh)
+
+        # 2. candidates: main + exploration slates
+        say("candidates", {"users": len(refresh)})
+        with _timed(stage_s, "candidates"):
+            cands = build_candidates(
+                {u: histories[u] for u in refresh}, ds.interactions, ex, cfg.k_main, cfg.k_explore, cfg.n_novel
+            )
+            pairs = _pairs(cands, profiles, ds.items)
+
+        # 3. SerenGPT on Triton
+        say("scoring", {"pairs": len(pairs), "batch_size": cfg.batch_size})
+        with _timed(stage_s, "scoring"):
+            pairs["score"] = score_pairs(pairs, client, cfg.batch_size, delay, progress)
+    finally:
+        client.close()
+    top = (
+        select_top(pairs, cfg.top_n, cfg.threshold)
+        if not pairs.empty
+        else pd.DataFrame(columns=["candidate_item_ids", "candidate_scores"], index=pd.Index([], name="user_id"))
+    )
+    rows = cands.set_index("user_id").join(top, how="left")
+    rows["candidate_item_ids"] = [v if isinstance(v, list) else [] for v in rows["candidate_item_ids"]]
+    rows["candidate_scores"] = [v if isinstance(v, list) else [] for v in rows["candidate_scores"]]
+    rows = rows.reset_index()
+    rows["event_timestamp"] = window_end
+    prof_rows = profiles[["user_id", "profile_text", "profile_tokens"]].copy()
+    prof_rows["event_timestamp"] = window_end
+
+    # 4. Feast (online + offline), then the monitoring judgments, then the watermark
+    say("feast_writes", {"profiles": len(prof_rows), "candidates": len(rows)})
+    with _timed(stage_s, "feast_writes"), _maybe_lock(push_lock):
+        pushed["user_profile"] = push(store, "user_profile_push", prof_rows, to="online_and_offline")
+        pushed["user_candidates"] = push(
+            store,
+            "user_candidates_push",
+            rows[
+                [
+                    "user_id",
+                    "candidate_item_ids",
+                    "candidate_scores",
+                    "main_item_ids",
+                    "explore_item_ids",
+                    "cluster_pair",
+                    "event_timestamp",
+                ]
+            ],
+            to="online_and_offline",
+        )
+    judgments = _append_judgments(cfg, pairs, profiles, ds.items, window_end, start, part=judgments_part)
+    return {
+        "users_refreshed": len(refresh),
+        "users_skipped_no_history": len(skipped),
+        "items_scored": len(pairs),
+        "candidates_kept": int(sum(len(v) for v in rows["candidate_item_ids"])),
+        "pushed": pushed,
+        "judgments": judgments,
+    }
+
+
+def _maybe_lock(path: Path | None) -> contextlib.AbstractContextManager[Any]:
+    if path is None:
+        return contextlib.nullcontext()
+    from seren.registry.store import file_lock
+
+    return file_lock(path, blocking=True)
 
 
 @functools.lru_cache(maxsize=4)
@@ -539,6 +575,7 @@ def _append_judgments(
     items: pd.DataFrame,
     window_end: pd.Timestamp,
     before: pd.Timestamp | None,
+    part: str = "",
 ) -> str | None:
     """Every scored (user, candidate) as a monitoring judgment; the part is named after the window,
     so a re-run of the window replaces it instead of adding a copy."""
@@ -549,7 +586,9 @@ def _append_judgments(
     scores = pairs[["user_id", "item_id", "score"]].assign(event_timestamp=window_end)
     pop = items[["item_id", "popularity"]].assign(item_id=items["item_id"].astype(str))
     j = build_judgments(scores, profiles, pop, threshold=cfg.threshold)
-    return str(append_judgments(j, cfg.judgments_dir or None, run_id=f"nearline-{_window_id(before, window_end)}"))
+    return str(
+        append_judgments(j, cfg.judgments_dir or None, run_id=f"nearline-{_window_id(before, window_end)}{part}")
+    )
 
 
 def run_loop(
