@@ -4,10 +4,12 @@ A causal LM's forward computes vocabulary logits at every position; a judgment n
 at one position. `ScoringHead` runs the decoder body once, keeps the last real position and
 multiplies it by the Yes/No rows of the LM head only. It is what gets exported to ONNX and served.
 
-`SerenScorer.score` adds shared-prefix reuse on top: every prompt starts with the same system
-text, and the candidates of one user share the whole profile, so the common token prefix of a
-batch is run once and its key/value cache is reused by every row. Scores are identical (up to
-float rounding) to scoring each prompt on its own.
+`PackedScoringHead` scores all of a user's candidates in one sequence (seren.llm.packed): the
+shared part (system text + profile) once, then every candidate, under a mask built from segment
+ids so that each candidate sees only the shared part and itself. It is what the default
+`SerenScorer.score(mode="packed")` runs and what the packed ONNX graph / Triton ensemble serve.
+`mode="prefix"` runs a batch's common token prefix once and reuses its key/value cache;
+`mode="pair"` scores every prompt on its own. All three agree up to float rounding.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import torch
 from torch import nn
 
 from seren.errors import SerenError
+from seren.llm.packed import DEFAULT_MAX_LEN, Pack, batch_packs, pack_user, segment_attention, split_shared, to_arrays
 from seren.llm.prompts import answer_token_ids, build_prompt
 
 # Below this many shared tokens the cache bookkeeping costs more than it saves.
@@ -83,6 +86,28 @@ class ScoringHead(nn.Module):
         return torch.softmax(self.yes_no_logits(input_ids, attention_mask).float(), dim=-1)[:, 0]
 
 
+class PackedScoringHead(nn.Module):
+    """(input_ids [B,L], segment_ids [B,L], answer_index [B,C]) -> P(Yes) float32 [B,C].
+
+    Shares the decoder and the two LM-head rows of a ScoringHead. The attention mask and the
+    position ids are derived from the segment ids inside the module, so they are part of the
+    exported graph; only the answer positions' hidden states meet the Yes/No rows.
+    """
+
+    def __init__(self, head: ScoringHead) -> None:
+        super().__init__()
+        self.decoder = head.decoder
+        self.register_buffer("rows", head.rows, persistent=False)
+        self.register_buffer("bias", head.bias, persistent=False)
+
+    def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, answer_index: torch.Tensor) -> torch.Tensor:
+        mask, pos = segment_attention(segment_ids, self.rows.dtype)
+        hidden = self.decoder(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=False)[0]
+        idx = answer_index.to(torch.int64)[..., None].expand(-1, -1, hidden.shape[-1])
+        h = torch.gather(hidden, 1, idx)
+        return torch.softmax((h @ self.rows.t() + self.bias).float(), dim=-1)[..., 0]
+
+
 def _as_lists(profile_texts: Sequence[str] | str, item_texts: Sequence[str] | str) -> tuple[list[str], list[str]]:
     items = [item_texts] if isinstance(item_texts, str) else list(item_texts)
     profiles = [profile_texts] * len(items) if isinstance(profile_texts, str) else list(profile_texts)
@@ -114,6 +139,7 @@ class SerenScorer:
         except ValueError as e:
             raise SerenError(f"cannot score with this tokenizer: {e}", "use a tokenizer that encodes Yes and No") from e
         self.head = ScoringHead(model, self.yes_id, self.no_id).eval()
+        self.packed_head = PackedScoringHead(self.head).eval()
 
     @classmethod
     def from_pretrained(
@@ -202,6 +228,45 @@ class SerenScorer:
             n = k
         return n
 
+    def pack(
+        self, profile_texts: Sequence[str] | str, item_texts: Sequence[str] | str, max_len: int = DEFAULT_MAX_LEN
+    ) -> list[Pack]:
+        """Packs of all pairs: pairs with the same profile text are one user; `candidates` are input rows."""
+        profiles, items = _as_lists(profile_texts, item_texts)
+        rows = self._token_lists(self.prompts(profiles, items))
+        users: dict[str, list[int]] = {}
+        for i, p in enumerate(profiles):
+            users.setdefault(p, []).append(i)
+        out: list[Pack] = []
+        for idx in users.values():
+            shared, tails = split_shared([rows[i] for i in idx])
+            for p in pack_user(shared, tails, max_len):
+                p.candidates = [idx[c] for c in p.candidates]
+                out.append(p)
+        return out
+
+    def score_packed(
+        self,
+        profile_texts: Sequence[str] | str,
+        item_texts: Sequence[str] | str,
+        max_len: int = DEFAULT_MAX_LEN,
+        max_tokens: int | None = None,
+    ) -> np.ndarray:
+        """P(Yes) per pair, one forward per pack (a user's shared part once); float32, input order.
+
+        max_tokens: padded tokens per forward (several small packs batched); default max_len.
+        """
+        packs = self.pack(profile_texts, item_texts, max_len)
+        out = np.empty(sum(len(p.candidates) for p in packs), dtype=np.float32)
+        pad = int(self.tokenizer.pad_token_id)
+        with torch.inference_mode():
+            for b in batch_packs(packs, max_tokens or max_len):
+                ids, seg, ans = (torch.from_numpy(a).to(self.device) for a in to_arrays([packs[i] for i in b], pad))
+                probs = self.packed_head(ids, seg, ans).float().cpu().numpy()
+                for r, i in enumerate(b):
+                    out[packs[i].candidates] = probs[r, : len(packs[i].candidates)]
+        return out
+
     def score(
         self,
         profile_texts: Sequence[str] | str,
@@ -209,10 +274,22 @@ class SerenScorer:
         batch_size: int = 16,
         share_prefix: bool = True,
         progress: bool | None = None,
+        mode: str = "packed",
+        max_len: int = DEFAULT_MAX_LEN,
     ) -> np.ndarray:
-        """P(Yes) per (profile, item) pair, float32, in input order."""
+        """P(Yes) per (profile, item) pair, float32, in input order.
+
+        mode: "packed" (default: one sequence per user, see PackedScoringHead), "prefix" (batches
+        of a user's prompts reusing the common prefix's KV cache) or "pair" (every prompt alone;
+        also what share_prefix=False selects).
+        """
+        if mode not in ("packed", "prefix", "pair"):
+            raise SerenError(f"unknown scoring mode {mode!r}", "use packed, prefix or pair")
         if batch_size < 1:
             raise SerenError(f"batch_size must be >= 1, got {batch_size}", "pass a positive batch size")
+        if mode == "packed" and share_prefix:
+            return self.score_packed(profile_texts, item_texts, max_len=max_len)
+        share_prefix = share_prefix and mode == "prefix"
         profiles, items = _as_lists(profile_texts, item_texts)
         rows = self._token_lists(self.prompts(profiles, items))
         out = np.empty(len(rows), dtype=np.float32)

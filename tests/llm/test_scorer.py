@@ -35,7 +35,7 @@ def test_shared_prefix_path_matches_plain_and_is_used(tiny_scorer: SerenScorer, 
         return real(self, rows, n_prefix)
 
     monkeypatch.setattr(SerenScorer, "_score_shared_prefix", spy)
-    shared = tiny_scorer.score(profiles, items, batch_size=3)
+    shared = tiny_scorer.score(profiles, items, batch_size=3, mode="prefix")
     plain = tiny_scorer.score(profiles, items, batch_size=3, share_prefix=False)
     assert calls and min(calls) >= MIN_SHARED_PREFIX
     # The batch of one user's candidates shares the system prompt *and* the whole profile.
@@ -48,8 +48,8 @@ def test_padding_does_not_change_a_rows_score(tiny_scorer: SerenScorer, mixed_pa
     profiles, items = mixed_pairs
     short = min(range(len(items)), key=lambda i: len(profiles[i]) + len(items[i]))
     alone = tiny_scorer.score(profiles[short], items[short], batch_size=1)[0]
-    for share in (True, False):
-        batched = tiny_scorer.score(profiles, items, batch_size=len(items), share_prefix=share)
+    for mode in ("packed", "prefix", "pair"):
+        batched = tiny_scorer.score(profiles, items, batch_size=len(items), mode=mode)
         assert abs(batched[short] - alone) <= TOL
     # Negative control: the padded row's score does move when the pads are not masked out.
     ids, mask = tiny_scorer.encode(profiles, items)
