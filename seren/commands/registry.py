@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from seren.commands._common import JsonOpt, emit
-from seren.errors import ConfigError
+from seren.errors import ConfigError, SerenError
 
 NAME = "registry"
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -94,10 +94,21 @@ def list_cmd(
     reg, cfg = _open(registry, environments)
     metric = cfg.promotion.metric
     rows = []
+    warnings: list[str] = []  # one unreadable version or pointer must not hide all the others
     for m in [model] if model else reg.models():
-        current = {e: reg.pointer(m, e).version for e in cfg.order()}
+        current = {}
+        for e in cfg.order():
+            try:
+                current[e] = reg.pointer(m, e).version
+            except SerenError as exc:
+                warnings.append(f"warning: {m} {e} pointer unreadable: {exc.problem}")
         for v in reg.versions(m):
-            man = reg.manifest(m, v)
+            try:
+                man = reg.manifest(m, v)
+            except SerenError as exc:
+                warnings.append(f"warning: {m} v{v} skipped: {exc.problem}")
+                rows.append({"model": m, "version": v, "error": exc.problem})
+                continue
             val = man.get("validation")
             rows.append(
                 {
@@ -112,11 +123,16 @@ def list_cmd(
             )
     lines = [f"{'model':<12} {'ver':>4}  {'created':<24} {metric:>8}  {'valid':<5}  environments"]
     for r in rows:
+        if "error" in r:
+            lines.append(f"{r['model']:<12} {r['version']:>4}  UNREADABLE (skipped): {r['error']}")
+            continue
         val = "-" if r["validation_passed"] is None else "pass" if r["validation_passed"] else "FAIL"
         score = f"{r[metric]:.4f}" if isinstance(r[metric], float) else "-"
         lines.append(
             f"{r['model']:<12} {r['version']:>4}  {r['created_at'][:23]:<24} {score:>8}  {val:<5}  {','.join(r['environments'])}"
         )
+    for w in warnings:
+        typer.echo(w, err=True)
     emit(rows, as_json, "\n".join(lines) if rows else f"no versions in {reg.uri}")
 
 

@@ -20,6 +20,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -39,6 +40,10 @@ from seren.paths import seren_home
 
 MANIFEST = "manifest.json"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_SHA_RE = re.compile(r"^[0-9a-f]{64}$")
+_STORAGE_RE = re.compile(r"^uploads/[0-9a-f]{8,64}$")
+TAMPERED_FIX = "the registry was tampered with or damaged: do not use this version; register the model again"
+log = logging.getLogger(__name__)
 
 
 class ConflictError(SerenError):
@@ -94,11 +99,69 @@ def selected(files: dict[str, Any], only: list[str] | None) -> list[str]:
     return [r for r in files if any(r == o or r.startswith(o.rstrip("/") + "/") for o in only)]
 
 
+def check_rel(rel: Any, where: str = "") -> str:
+    """A manifest file key must be a plain relative path inside its version: no absolute path, no
+    '..', no empty or '.' part, no backslash or NUL (a bucket is not trusted to name local files)."""
+    ok = isinstance(rel, str) and rel and "\\" not in rel and "\x00" not in rel and not rel.startswith("/")
+    parts = rel.split("/") if ok else []
+    if not ok or any(p in ("", ".", "..") for p in parts):
+        raise DataError(
+            f"{where + ': ' if where else ''}unsafe file path {str(rel)[:120]!r} in the manifest "
+            "(absolute or leaving the version directory)",
+            TAMPERED_FIX,
+        )
+    return rel
+
+
+def confined(root: Path, rel: str, where: str = "") -> Path:
+    """root/rel, refused unless it stays under root once resolved (catches '..' and symlinks out)."""
+    check_rel(rel, where)
+    base = Path(root).resolve()
+    target = (base / rel).resolve()
+    if target == base or base not in target.parents:
+        raise DataError(
+            f"{where + ': ' if where else ''}file {rel!r} resolves to {target}, outside {base} (a symlink?)",
+            TAMPERED_FIX,
+        )
+    return target
+
+
+def check_manifest(man: Any, where: str) -> dict[str, Any]:
+    """The shape every reader relies on: a JSON object whose `files` map safe paths to {sha256, size}."""
+    if not isinstance(man, dict) or not isinstance(man.get("files"), dict):
+        raise DataError(f"{where} is not a registry manifest (no 'files' object)", TAMPERED_FIX)
+    for rel, meta in man["files"].items():
+        check_rel(rel, where)
+        if (
+            not isinstance(meta, dict)
+            or not isinstance(meta.get("sha256"), str)
+            or not _SHA_RE.match(meta["sha256"])
+            or not isinstance(meta.get("size"), int)
+            or isinstance(meta.get("size"), bool)
+        ):
+            raise DataError(f"{where}: entry {rel!r} has no valid sha256/size", TAMPERED_FIX)
+    return man
+
+
+def parse_json(raw: bytes | str, where: str) -> dict[str, Any]:
+    """A JSON object, or a one-line error naming the file."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        msg = getattr(exc, "msg", type(exc).__name__)
+        raise DataError(f"{where} is corrupt (not JSON: {msg})", TAMPERED_FIX) from None
+    if not isinstance(data, dict):
+        raise DataError(f"{where} is corrupt (not a JSON object)", TAMPERED_FIX)
+    return data
+
+
 def verify_files(root: Path, files: dict[str, dict[str, Any]], only: list[str] | None = None, where: str = "") -> None:
-    """Raise IntegrityError unless each (selected) file exists with the recorded size and sha256."""
+    """Raise IntegrityError unless each (selected) file exists with the recorded size and sha256.
+
+    Every key is confined to `root` first (DataError otherwise): nothing outside is read."""
     for rel in selected(files, only):
         meta = files[rel]
-        p = root / rel
+        p = confined(root, rel, where or str(root))
         if not p.is_file() or p.stat().st_size != meta["size"] or sha256_file(p) != meta["sha256"]:
             raise IntegrityError(
                 f"{where or root}: {rel} is missing or does not match its manifest hash",
@@ -245,10 +308,12 @@ class LocalBackend(Backend):
 
     def read_manifest(self, model: str, version: int) -> dict[str, Any] | None:
         p = self._vdir(model, version) / MANIFEST
-        return json.loads(p.read_text()) if p.is_file() else None
+        if not p.is_file():
+            return None
+        return check_manifest(parse_json(p.read_bytes(), str(p)), str(p))
 
     def read_bytes(self, model: str, version: int, rel: str) -> bytes:
-        return (self._vdir(model, version) / rel).read_bytes()
+        return confined(self._vdir(model, version), rel, f"{self.uri} {model} v{version}").read_bytes()
 
     def local_copy(self, model: str, version: int, only: list[str] | None = None) -> Path:
         man = self.read_manifest(model, version)
@@ -266,8 +331,11 @@ class LocalBackend(Backend):
         p = self._pointer_path(model, env)
         if not p.is_file():
             return Pointer({}, 0)
-        data = json.loads(p.read_text())
-        return Pointer(data, int(data.get("generation", 0)))
+        data = parse_json(p.read_bytes(), str(p))
+        gen = data.get("generation", 0)
+        if not isinstance(gen, int) or isinstance(gen, bool) or gen < 0:
+            raise DataError(f"{p} is corrupt (bad generation {gen!r})", TAMPERED_FIX)
+        return Pointer(data, gen)
 
     def swap_pointer(self, model: str, env: str, data: dict[str, Any], expected_generation: int) -> Pointer:
         p = self._pointer_path(model, env)
@@ -287,18 +355,55 @@ class LocalBackend(Backend):
         return Pointer(new, expected_generation + 1)
 
     def append_audit(self, record: dict[str, Any]) -> None:
+        """One JSON line. A torn last line (a writer killed mid-append; its caller never saw success)
+        is cut off first, so the new record starts on a line of its own and the log stays parseable."""
         path = self.root / "audit.jsonl"
         with file_lock(self.root / ".audit.lock"):
-            with open(path, "a") as fh:
-                fh.write(json.dumps(record, sort_keys=True, default=str) + "\n")
+            with open(path, "a+b") as fh:
+                size = fh.seek(0, os.SEEK_END)
+                lead = b""
+                if size:
+                    fh.seek(max(0, size - (1 << 16)))
+                    tail = fh.read()
+                    cut = tail.rfind(b"\n")
+                    if not tail.endswith(b"\n") and (cut >= 0 or len(tail) == size):
+                        keep = size - len(tail) + cut + 1
+                        log.warning("%s: torn last record (%d bytes) removed before appending", path, size - keep)
+                        fh.truncate(keep)
+                    elif not tail.endswith(b"\n"):
+                        lead = b"\n"  # a >64 KiB line without a newline: close it rather than cut blind
+                fh.write(lead + (json.dumps(record, sort_keys=True, default=str) + "\n").encode())
                 fh.flush()
                 os.fsync(fh.fileno())
 
     def read_audit(self) -> list[dict[str, Any]]:
+        """The records in order. A torn line (an append cut short) is skipped with a warning; any
+        other unreadable line is an error naming the file and line."""
         path = self.root / "audit.jsonl"
         if not path.is_file():
             return []
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        return parse_audit_lines(path.read_bytes(), str(path))
+
+
+def parse_audit_lines(raw: bytes, where: str) -> list[dict[str, Any]]:
+    """Records of an audit.jsonl: a torn last line (no newline, not JSON) is skipped with a warning;
+    any other bad line is corrupt: one error naming the file and the line."""
+    out: list[dict[str, Any]] = []
+    lines = raw.split(b"\n")
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except (ValueError, UnicodeDecodeError):
+            rec = None
+        if not isinstance(rec, dict):
+            if i == len(lines):  # the last line has no newline: an append cut short
+                log.warning("%s line %d is a torn (partly written) record; skipped", where, i)
+                continue
+            raise DataError(f"{where} line {i} is corrupt (not a JSON record)", TAMPERED_FIX)
+        out.append(rec)
+    return out
 
 
 # --------------------------------------------------------------------------------------------- gcs
@@ -444,13 +549,22 @@ class GCSBackend(Backend):
 
     def read_manifest(self, model: str, version: int) -> dict[str, Any] | None:
         with self._err(f"read {model} v{version}"):
-            blob = self.bucket.get_blob(self._key(model, "versions", str(version), MANIFEST))
-            return json.loads(blob.download_as_bytes()) if blob is not None else None
+            key = self._key(model, "versions", str(version), MANIFEST)
+            blob = self.bucket.get_blob(key)
+            if blob is None:
+                return None
+            raw = blob.download_as_bytes()
+        where = f"gs://{self.bucket_name}/{key}"
+        man = check_manifest(parse_json(raw, where), where)
+        if not isinstance(man.get("storage"), str) or not _STORAGE_RE.match(man["storage"]):
+            raise DataError(f"{where}: bad storage prefix {str(man.get('storage'))[:80]!r}", TAMPERED_FIX)
+        return man
 
     def read_bytes(self, model: str, version: int, rel: str) -> bytes:
         man = self.read_manifest(model, version)
         if man is None:
             raise ConfigError(f"{model} version {version} not found in {self.uri}", "see `seren registry list`")
+        check_rel(rel, f"{self.uri} {model} v{version}")
         with self._err(f"read {rel} of {model} v{version}"):
             data = self.bucket.blob(self._key(model, man["storage"], rel)).download_as_bytes()
         meta = man["files"].get(rel)
@@ -476,11 +590,12 @@ class GCSBackend(Backend):
             return dest
         except IntegrityError:
             pass
+        where = f"{self.uri} {model} v{version}"
         with self._err(f"download {model} v{version}"), atomic_dir(dest) as tmp:
             # keep what an earlier, narrower download already fetched and verified
-            have = [r for r in man["files"] if (dest / r).is_file()]
+            have = [r for r in man["files"] if dest.is_dir() and confined(dest, r, where).is_file()]
             for rel in man["files"]:
-                out = tmp / rel
+                out = confined(tmp, rel, where)  # every key resolved inside the fresh directory first
                 out.parent.mkdir(parents=True, exist_ok=True)
                 if rel in have and sha256_file(dest / rel) == man["files"][rel]["sha256"]:
                     shutil.copy2(dest / rel, out)
@@ -500,8 +615,8 @@ class GCSBackend(Backend):
                 return Pointer({}, 0)
             gen = int(blob.generation)
             # download pinned to the generation we report, so data and generation belong together
-            data = json.loads(blob.download_as_bytes(if_generation_match=gen))
-        return Pointer(data, gen)
+            raw = blob.download_as_bytes(if_generation_match=gen)
+        return Pointer(parse_json(raw, f"gs://{self.bucket_name}/{self._pointer_key(model, env)}"), gen)
 
     def swap_pointer(self, model: str, env: str, data: dict[str, Any], expected_generation: int) -> Pointer:
         from google.api_core.exceptions import PreconditionFailed
@@ -535,7 +650,11 @@ class GCSBackend(Backend):
             blobs = sorted(
                 self.client.list_blobs(self.bucket_name, prefix=self._key("audit") + "/"), key=lambda b: b.name
             )
-            return [json.loads(b.download_as_bytes()) for b in blobs]
+            raws = [(b.name, b.download_as_bytes()) for b in blobs]
+        out = []
+        for name, raw in raws:  # one object per record, created whole: a bad one is corrupt, not torn
+            out.append(parse_json(raw, f"gs://{self.bucket_name}/{name}"))
+        return out
 
 
 def open_backend(uri: str) -> Backend:
