@@ -28,8 +28,10 @@ are errors.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -37,6 +39,8 @@ from seren.errors import ConfigError, DataError
 
 __all__ = [
     "MAX_K",
+    "CachedCandidates",
+    "build_slate",
     "SerenRecommendError",
     "check_sizes",
     "fmt_age",
@@ -78,6 +82,123 @@ def slot_layout(k: int, n_serendipity: int = 2, n_explore: int = 1) -> tuple[lis
         else:
             dropped[kind] += 1
     return layout, dropped
+
+
+@dataclass
+class CachedCandidates:
+    """What the nearline job cached for one user (or what a simulated arm cached): the main slate
+    (best first), judged serendipity candidates (item, score), the exploration slate, and the
+    reason a source cannot be used (stale, malformed, ...) when it cannot."""
+
+    main: list[str]
+    serendipity: list[tuple[str, float]] = field(default_factory=list)
+    explore: list[str] = field(default_factory=list)
+    cluster_label: str | None = None
+    serendipity_reason: str | None = None
+    explore_reason: str | None = None
+    serendipity_empty: str = "serendipity: no cached SerenGPT candidates above threshold"
+
+
+def build_slate(
+    cached: CachedCandidates, k: int = 10, n_serendipity: int = 2, n_explore: int = 1
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """THE slate function (nearline output -> what a user sees), pure: no store, no clock.
+
+    Used by `recommend` (online store), the simulator's arms and `seren explore`. Layout from
+    `slot_layout`; the main items that fill main positions are reserved first, so a special slot
+    never repeats one (serendipity best score first, stable on ties; exploration in cached order);
+    a special slot left without a pick takes the next main item. Returns (slots with item_id,
+    source, score, cluster; fallback reasons)."""
+    layout, dropped = slot_layout(k, n_serendipity, n_explore)
+    fallbacks = [
+        f"{kind}: {n} slot(s) do not fit in k={k} (special slots sit at 3, 5, 7, ...)"
+        for kind, n in dropped.items()
+        if n
+    ]
+    main = list(dict.fromkeys(cached.main))
+    n_ser_slots = layout.count("serendipity")
+    n_exp_slots = layout.count("exploration")
+    n_main = len(layout) - n_ser_slots - n_exp_slots
+    shown_main = set(main[:n_main])
+    taken = set(shown_main)
+
+    ser_picks: list[tuple[str, float]] = []
+    if n_ser_slots:
+        if cached.serendipity_reason:
+            fallbacks.append(cached.serendipity_reason)
+        elif not cached.serendipity:
+            fallbacks.append(cached.serendipity_empty)
+        else:
+            ranked = sorted(cached.serendipity, key=lambda p: -p[1])  # stable on ties
+            for item, score in ranked:
+                if len(ser_picks) == n_ser_slots:
+                    break
+                if item not in taken:
+                    ser_picks.append((item, score))
+                    taken.add(item)
+            if not ser_picks:
+                fallbacks.append("serendipity: every cached candidate is already in the main slate")
+        if ser_picks and len(ser_picks) < n_ser_slots:
+            fallbacks.append(f"serendipity: only {len(ser_picks)} new candidate(s) for {n_ser_slots} slot(s)")
+
+    exp_picks: list[str] = []
+    if n_exp_slots:
+        if cached.explore_reason:
+            fallbacks.append(cached.explore_reason)
+        else:
+            for item in cached.explore:
+                if len(exp_picks) == n_exp_slots:
+                    break
+                if item not in taken:
+                    exp_picks.append(item)
+                    taken.add(item)
+            if not exp_picks:
+                fallbacks.append("exploration: every cached exploration item is already in the slate")
+            elif len(exp_picks) < n_exp_slots:
+                fallbacks.append(f"exploration: only {len(exp_picks)} new item(s) for {n_exp_slots} slot(s)")
+
+    # fill positions in order; a special slot left without a pick takes the next main item, so
+    # the main slate keeps its own order
+    queue = iter([m for m in main if m not in taken or m in shown_main])
+    ser_iter, exp_iter = iter(ser_picks), iter(exp_picks)
+    slots: list[dict[str, Any]] = []
+    for kind in layout:
+        slot: dict[str, Any] | None = None
+        if kind == "serendipity" and (pick := next(ser_iter, None)) is not None:
+            slot = {"item_id": pick[0], "source": "serendipity", "score": round(pick[1], 4), "cluster": None}
+        elif kind == "exploration" and (item := next(exp_iter, None)) is not None:
+            slot = {"item_id": item, "source": "exploration", "score": None, "cluster": cached.cluster_label}
+        elif (item := next(queue, None)) is not None:
+            slot = {"item_id": item, "source": "main", "score": None, "cluster": None}
+        if slot is not None:
+            slots.append(slot)
+    if len(slots) < k:
+        fallbacks.append(f"main: only {len(slots)} distinct cached item(s) for k={k}")
+    return slots, fallbacks
+
+
+_ENGAGED_RE = re.compile(r"Engaged subcategories: (.*?)( \(\+\d+ more\))?; ")
+
+
+def engaged_categories(profile_text: str) -> tuple[set[str], bool] | None:
+    """The engaged subcategories a cognition profile lists, and whether the list is complete
+    (profiles cap it: "(+N more)"); None when the profile has no such line."""
+    m = _ENGAGED_RE.search(profile_text or "")
+    if m is None:
+        return None
+    names = {part.strip().rpartition(" ")[0] for part in m.group(1).split(", ")}
+    return {n for n in names if n}, m.group(2) is None
+
+
+def outside_history(category: str | None, engaged: tuple[set[str], bool] | None) -> bool | None:
+    """True/False when the profile decides it; None when unknown (no profile or category, or the
+    category is not in a truncated list)."""
+    if category is None or engaged is None:
+        return None
+    names, complete = engaged
+    if category in names:
+        return False
+    return True if complete else None
 
 
 def check_sizes(k: int, n_serendipity: int, n_explore: int) -> None:
@@ -189,7 +310,7 @@ def recommend(
     user_id = str(user_id).strip()
     if not user_id:
         raise ConfigError("user id is empty", "pass --user USER_ID")
-    layout, dropped = slot_layout(k, n_serendipity, n_explore)
+    layout, _ = slot_layout(k, n_serendipity, n_explore)
     limit = max_age if max_age is not None else VIEWS["user_candidates"].ttl
     if limit is not None and limit.total_seconds() <= 0:
         raise ConfigError(f"max age {limit} is not positive", "use e.g. 2d or 12h")
@@ -224,99 +345,61 @@ def recommend(
 
     n_ser_slots = layout.count("serendipity")
     n_exp_slots = layout.count("exploration")
-    for kind, n in dropped.items():
-        if n:
-            fallbacks.append(f"{kind}: {n} slot(s) do not fit in k={k} (special slots sit at 3, 5, 7, ...)")
 
-    # the main items that will fill the main positions are reserved first: a special slot that
-    # repeats one of them would add no new exposure
-    n_main = layout.count("main")
-    shown_main = set(main[:n_main])
-    taken = set(shown_main)
-
-    ser_picks: list[tuple[str, float]] = []
+    ser_reason: str | None = None
+    ser_cands: list[tuple[str, float]] = []
     if n_ser_slots:
         ids, scores = _ids(row["candidate_item_ids"]), _floats(row["candidate_scores"])
         if stale:
-            fallbacks.append(f"serendipity: candidates stale ({age_text})")
+            ser_reason = f"serendipity: candidates stale ({age_text})"
         elif len(ids) != len(scores):
-            fallbacks.append(f"serendipity: malformed cached row ({len(ids)} ids, {len(scores)} scores)")
-        elif not ids:
-            fallbacks.append("serendipity: no cached SerenGPT candidates above threshold")
+            ser_reason = f"serendipity: malformed cached row ({len(ids)} ids, {len(scores)} scores)"
         else:
-            ranked = sorted(zip(ids, scores, strict=True), key=lambda p: -p[1])  # stable on ties
-            for item, score in ranked:
-                if len(ser_picks) == n_ser_slots:
-                    break
-                if item not in taken:
-                    ser_picks.append((item, score))
-                    taken.add(item)
-            if not ser_picks:
-                fallbacks.append("serendipity: every cached candidate is already in the main slate")
-        if ser_picks and len(ser_picks) < n_ser_slots:
-            fallbacks.append(f"serendipity: only {len(ser_picks)} new candidate(s) for {n_ser_slots} slot(s)")
+            ser_cands = list(zip(ids, scores, strict=True))
 
-    exp_picks: list[str] = []
+    explore: list[str] = []
     novel: list[str] = []
     novel_scores: list[float] = []
     pair = "" if row["cluster_pair"] is None else str(row["cluster_pair"])
+    exp_reason: str | None = None
     if n_exp_slots:
         explore = _ids(row["explore_item_ids"])
-        reason = None
         if stale:
-            reason = f"exploration: candidates stale ({age_text})"
+            exp_reason = f"exploration: candidates stale ({age_text})"
         elif not pair:
-            reason = "exploration: user has fewer than two interest clusters (no cluster pair)"
+            exp_reason = "exploration: user has fewer than two interest clusters (no cluster pair)"
         elif not explore:
-            reason = f"exploration: no cached exploration items for pair {pair}"
+            exp_reason = f"exploration: no cached exploration items for pair {pair}"
         else:
             nrow = read("novel_interests", [pair])[0]
             sources["novel_interests"] = {"cluster_pair": pair, **_row_info(nrow)}
             novel, novel_scores = _ids(nrow["novel_clusters"]), _floats(nrow["novel_scores"])
             if nrow["status"] == "missing":
-                reason = f"exploration: no novel-interest row for pair {pair}"
+                exp_reason = f"exploration: no novel-interest row for pair {pair}"
             elif nrow["status"] == "stale":
                 ttl = VIEWS["novel_interests"].ttl
-                reason = (
+                exp_reason = (
                     f"exploration: novel-interest row for pair {pair} stale "
                     f"(age {fmt_age(float(nrow['age_s']))} > max {fmt_age(ttl.total_seconds()) if ttl else '?'})"
                 )
             elif not novel:
-                reason = f"exploration: pair {pair} has no novel clusters"
-        if reason:
-            fallbacks.append(reason)
-        else:
-            for item in explore:
-                if len(exp_picks) == n_exp_slots:
-                    break
-                if item not in taken:
-                    exp_picks.append(item)
-                    taken.add(item)
-            if not exp_picks:
-                fallbacks.append("exploration: every cached exploration item is already in the slate")
-            elif len(exp_picks) < n_exp_slots:
-                fallbacks.append(f"exploration: only {len(exp_picks)} new item(s) for {n_exp_slots} slot(s)")
-
-    # fill positions in order; a special slot left without a pick takes the next main item, so
-    # the main slate keeps its own order
-    queue = iter([m for m in main if m not in taken or m in shown_main])
-    ser_iter, exp_iter = iter(ser_picks), iter(exp_picks)
-    cluster_label = ",".join(novel[:2]) if novel else None
-    slots: list[dict[str, Any]] = []
-    for kind in layout:
-        slot: dict[str, Any] | None = None
-        if kind == "serendipity" and (pick := next(ser_iter, None)) is not None:
-            slot = {"item_id": pick[0], "source": "serendipity", "score": round(pick[1], 4), "cluster": None}
-        elif kind == "exploration" and (item := next(exp_iter, None)) is not None:
-            slot = {"item_id": item, "source": "exploration", "score": None, "cluster": cluster_label}
-        elif (item := next(queue, None)) is not None:
-            slot = {"item_id": item, "source": "main", "score": None, "cluster": None}
-        if slot is not None:
-            slots.append(slot)
-    if len(slots) < k:
-        fallbacks.append(f"main: only {len(slots)} distinct cached item(s) for k={k}")
+                exp_reason = f"exploration: pair {pair} has no novel clusters"
+    cached = CachedCandidates(
+        main=main,
+        serendipity=[] if ser_reason else ser_cands,
+        explore=[] if exp_reason else explore,
+        cluster_label=",".join(novel[:2]) if novel else None,
+        serendipity_reason=ser_reason,
+        explore_reason=exp_reason,
+    )
+    slots, slate_fallbacks = build_slate(cached, k, n_serendipity, n_explore)
+    fallbacks += slate_fallbacks
 
     meta = read("item_features", [s["item_id"] for s in slots]) if slots else []
+    engaged: tuple[set[str], bool] | None = None
+    if any(s["source"] == "serendipity" for s in slots):
+        prow = read("user_profile", [user_id])[0]
+        engaged = engaged_categories("" if prow["status"] == "missing" else str(prow["profile_text"] or ""))
     missing_meta = []
     for i, s in enumerate(slots):
         s["position"] = i + 1
@@ -324,10 +407,13 @@ def recommend(
         ok = m["status"] != "missing"
         s["title"] = str(m["title"]) if ok and m["title"] is not None else None
         s["category"] = str(m["category"]) if ok and m["category"] is not None else None
+        s["outside_history"] = None
         if not ok:
             missing_meta.append(s["item_id"])
         if s["source"] == "serendipity":
-            s["label"] = f"serendipity({s['score']:.2f})"
+            s["outside_history"] = outside_history(s["category"], engaged)
+            where = {True: ", outside history", False: ", in history", None: ""}[s["outside_history"]]
+            s["label"] = f"serendipity({s['score']:.2f}{where})"
         elif s["source"] == "exploration":
             s["label"] = f"exploration({s['cluster']})"
         else:
@@ -335,7 +421,7 @@ def recommend(
     if missing_meta:
         fallbacks.append(f"item_features: no row for {', '.join(missing_meta)} (shown without title)")
 
-    keys = ("position", "item_id", "title", "category", "source", "label", "score", "cluster")
+    keys = ("position", "item_id", "title", "category", "source", "label", "score", "cluster", "outside_history")
     return {
         "user_id": user_id,
         "k": k,

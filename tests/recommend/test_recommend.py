@@ -67,7 +67,7 @@ def test_full_slate(store: Any, cache: Any, items: pd.DataFrame) -> None:
     titles = items.set_index("item_id")
     for s in res["slate"]:
         assert (s["title"], s["category"]) == (titles.loc[s["item_id"], "title"], titles.loc[s["item_id"], "category"])
-    assert res["n_online_reads"] == 3  # candidates, pair table, item titles
+    assert res["n_online_reads"] == 4  # candidates, pair table, item titles, profile (outside-history flag)
     assert 0 < res["timings_ms"]["online_reads"] <= res["timings_ms"]["total"]
 
     text = format_slate(res)
@@ -204,3 +204,33 @@ def test_watermark_clock_for_replayed_data(store: Any, cache: Any, capsys: pytes
     assert res["sources"]["user_candidates"]["age_s"] == pytest.approx(6 * 3600)
     with pytest.raises(ConfigError, match="bad reference time 'tomorrow'"):
         recommend(store, "r-replay", now="tomorrow")
+
+
+def test_build_slate_is_pure_and_never_repeats_main() -> None:
+    from seren.recommend import CachedCandidates, build_slate
+
+    cached = CachedCandidates(
+        main=["m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8"],
+        serendipity=[("m2", 0.99), ("s1", 0.5), ("s2", 0.8)],
+        explore=["s2", "e1"],
+        cluster_label="c1",
+    )
+    slots, fallbacks = build_slate(cached, k=8)
+    assert [s["item_id"] for s in slots] == ["m1", "m2", "s2", "m3", "e1", "m4", "s1", "m5"]
+    assert [s["source"] for s in slots][2:7] == ["serendipity", "main", "exploration", "main", "serendipity"]
+    assert fallbacks == []
+    slots, fallbacks = build_slate(CachedCandidates(main=["m1", "m2", "m3"], serendipity_reason="serendipity: x"), k=5)
+    assert [s["item_id"] for s in slots] == ["m1", "m2", "m3"]
+    assert "serendipity: x" in fallbacks and fallbacks[-1] == "main: only 3 distinct cached item(s) for k=5"
+
+
+def test_outside_history_reads_the_profile_list() -> None:
+    from seren.recommend import engaged_categories, outside_history
+
+    prof = "Engaged subcategories: Books/Poetry 4, Music/Jazz 1; Top interests: Books 4 (entropy 0.5)"
+    eng = engaged_categories(prof)
+    assert eng == ({"Books/Poetry", "Music/Jazz"}, True)
+    assert outside_history("Books/Poetry", eng) is False and outside_history("Books/Sci-Fi", eng) is True
+    cut = engaged_categories("Engaged subcategories: Books/Poetry 4 (+3 more); ")
+    assert outside_history("Books/Sci-Fi", cut) is None and outside_history("Books/Poetry", cut) is False
+    assert outside_history("Books/Poetry", None) is None
