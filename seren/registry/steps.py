@@ -131,6 +131,10 @@ def reference_judgments(
     prof = prof.merge(tokens[["user_id", "profile_tokens"]], on="user_id", how="inner")
     pop = ds.items[["item_id", "popularity"]]
     cols = ["user_id", "item_id", "score", *(["label"] if "label" in scores.columns else [])]
+    from seren.llm.calibration import apply_calibration, load_calibration
+
+    # the reference holds calibrated probabilities, like nearline's judgments (issue 12)
+    scores = scores.assign(score=apply_calibration(load_calibration(model_dir), scores["score"].to_numpy()))
     return build_judgments(scores[cols], prof, pop, threshold=threshold)
 
 

@@ -28,6 +28,7 @@ from seren import metrics as M
 from seren.data.dataset import Dataset
 from seren.data.schema import is_positive
 from seren.errors import DataError
+from seren.llm.calibration import apply_calibration, fit_calibration, identity
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,8 @@ TABLE_COLUMNS = [
     ("roc_auc", "ROC-AUC"),
     ("pr_auc", "PR-AUC"),
     ("f1", "F1@tuned"),
-    ("ece", "ECE"),
+    ("ece_raw", "ECE raw"),
+    ("ece", "ECE calibrated"),
     ("hit@1", "Hit@1"),
     ("ndcg@3", "NDCG@3"),
 ]
@@ -82,9 +84,10 @@ def _split_users(users: np.ndarray, val_frac: float, seed: int) -> tuple[set[str
 def evaluate_scores(df: pd.DataFrame, val_frac: float = 0.3, seed: int = 0, n_bins: int = 10) -> dict[str, Any]:
     """Metrics of one scorer on `df[user_id, item_id, label, score]`.
 
-    The F1 threshold is tuned on `val_frac` of the users and F1 is reported on the others, so the
-    number is not optimistic; AUCs, ECE and ranking metrics use every row. Metrics that are
-    undefined on these rows (an AUC with one class) are None.
+    `val_frac` of the users are the validation users: the calibration map and the F1 threshold are
+    fitted on them, and ECE, Brier and F1 of the calibrated score are reported on the others, so
+    those numbers are not optimistic (`ece_raw`: the raw score on every row). AUCs and ranking
+    metrics use every row (calibration is monotone). Undefined metrics (one class) are None.
     """
     from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
 
@@ -104,15 +107,26 @@ def evaluate_scores(df: pd.DataFrame, val_frac: float = 0.3, seed: int = 0, n_bi
         "positive_rate": float(y.mean()),
         "roc_auc": float(roc_auc_score(y, s)) if two else None,
         "pr_auc": float(average_precision_score(y, s)) if two else None,
-        "ece": expected_calibration_error(y, s, n_bins),
-        "brier": float(np.mean((s - y) ** 2)),
+        "ece_raw": expected_calibration_error(y, s, n_bins),
+        "brier_raw": float(np.mean((s - y) ** 2)),
     }
     val_users, test_users = _split_users(df["user_id"].to_numpy(), val_frac, seed)
     val = df["user_id"].isin(val_users).to_numpy()
     test = df["user_id"].isin(test_users).to_numpy() if val.any() else np.ones(len(df), dtype=bool)
-    thr = best_f1_threshold(y[val], s[val]) if val.any() else best_f1_threshold(y, s)
+    # Calibration (issue 12): a monotone map fitted on the validation users only; ECE/Brier/F1 are
+    # the calibrated scores' on the other users, so they are what a served score would achieve.
+    users = df["user_id"].astype(str).to_numpy()
+    cal = fit_calibration(y[val], s[val], groups=users[val], seed=seed) if val.any() else identity()
+    c = np.asarray(apply_calibration(cal, s), dtype=float)
+    out["calibration"] = cal
+    out["ece"] = expected_calibration_error(y[test], c[test], n_bins)
+    out["brier"] = float(np.mean((c[test] - y[test]) ** 2))
+    out["mean_calibrated_score"] = float(c[test].mean())
+    out["val_roc_auc"] = float(roc_auc_score(y[val], s[val])) if val.any() and len(set(y[val])) == 2 else None
+    thr = best_f1_threshold(y[val], c[val]) if val.any() else best_f1_threshold(y, c)
     out["threshold"] = thr
-    out["f1"] = float(f1_score(y[test], (s[test] >= thr).astype(int), zero_division=0))
+    out["f1"] = float(f1_score(y[test], (c[test] >= thr).astype(int), zero_division=0))
+    out["judged_share_at_0.5"] = float((c[test] >= 0.5).mean())
     if "item_id" in df.columns:
         ranking = M.rank_by_score(df, ks=(1, 3), seed=seed)
         out.update({k: ranking[k] for k in ("hit@1", "ndcg@3", "mrr") if k in ranking})
@@ -265,7 +279,8 @@ def ablation_markdown(results: Mapping[str, Any], title: str = "SerenGPT ablatio
         "",
         f"{results['n_candidates']} candidates of {results['n_users']} held-out users "
         f"(positive rate {results['positive_rate']:.3f}). F1 at the threshold tuned on a validation "
-        "part of the users; Hit@1 / NDCG@3 rank each user's candidates.",
+        "part of the users; ECE calibrated: the score mapped by the calibration fitted on those validation users, "
+        "measured on the others (ECE raw: raw P(Yes), all rows); Hit@1 / NDCG@3 rank each user's candidates.",
         "",
         head,
         sep,
@@ -320,7 +335,7 @@ def slug(name: str) -> str:
 def flat_metrics(results: Mapping[str, Any], primary: str | None = None) -> dict[str, float]:
     """`<scorer>_<metric>` scalars for every row, plus the primary row's metrics unprefixed."""
     out: dict[str, float] = {}
-    keys = [k for k, _ in TABLE_COLUMNS] + ["brier", "mrr"]
+    keys = [k for k, _ in TABLE_COLUMNS] + ["brier", "mrr", "val_roc_auc"]
     for name in results["order"]:
         row = results["rows"][name]
         for k in keys:
@@ -336,6 +351,83 @@ def flat_metrics(results: Mapping[str, Any], primary: str | None = None) -> dict
     return out
 
 
+ALIGN_GATE = "the aligned model's ROC-AUC on the validation users beats SFT's (ties keep SFT)"
+
+
+def select_final(results: Mapping[str, Any], sft_name: str, aligned_name: str) -> dict[str, Any]:
+    """Which model ships: the aligned one only when it beats SFT on the validation users.
+
+    The preference stage must earn its place; the decision uses the validation users (the same ones
+    the calibration is fitted on), never the users whose metrics are reported. The effect on every
+    held-out row is recorded with its sign, whichever model wins.
+    """
+    rows = results["rows"]
+    sft, al = rows[sft_name], rows[aligned_name]
+    v_sft, v_al = sft.get("val_roc_auc"), al.get("val_roc_auc")
+    passed = v_sft is not None and v_al is not None and v_al > v_sft
+    chosen = aligned_name if passed else sft_name
+    eff = None if al.get("roc_auc") is None or sft.get("roc_auc") is None else al["roc_auc"] - sft["roc_auc"]
+    return {
+        "chosen": chosen,
+        "alignment_kept": bool(passed),
+        "gate": ALIGN_GATE,
+        "val_roc_auc": {sft_name: v_sft, aligned_name: v_al},
+        "roc_auc": {sft_name: sft.get("roc_auc"), aligned_name: al.get("roc_auc")},
+        "alignment_effect_roc_auc": eff,
+        "calibration": rows[chosen].get("calibration"),
+    }
+
+
+def selection_markdown(sel: Mapping[str, Any]) -> str:
+    from seren.llm.calibration import describe
+
+    v = sel["val_roc_auc"]
+    names = list(v)
+    fmt = {k: _cell(x) for k, x in v.items()}
+    eff = sel.get("alignment_effect_roc_auc")
+    return (
+        f"\nShipped model: **{sel['chosen']}** (alignment gate: {sel['gate']}; validation ROC-AUC "
+        f"{names[0]} {fmt[names[0]]}, {names[1]} {fmt[names[1]]}; alignment effect on all held-out rows "
+        f"{'n/a' if eff is None else f'{eff:+.3f}'}). Calibration: {describe(sel.get('calibration'))}.\n"
+    )
+
+
+def finalize_model(
+    model_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    selection: Mapping[str, Any],
+    held_out: Mapping[str, Any] | None = None,
+) -> Path:
+    """The shipped model: `model_dir`'s files (hard links when possible) + a card with the
+    calibration map and the selection, written atomically at `out_dir`."""
+    import shutil
+
+    from seren.io import atomic_dir
+    from seren.serengpt.sft import CARD_JSON, CARD_MD, read_model_card, write_model_card
+
+    src = Path(model_dir)
+    card = read_model_card(src)
+    card["calibration"] = selection.get("calibration")
+    card["selection"] = {k: v for k, v in selection.items() if k != "calibration"}
+    if held_out is not None:
+        card.setdefault("metrics", {})["held_out"] = {k: v for k, v in held_out.items() if k != "calibration"}
+
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    with atomic_dir(out_dir, force=True) as tmp:
+        for f in src.iterdir():
+            if f.is_file() and f.name not in (CARD_JSON, CARD_MD, ".seren-artifact"):
+                link(str(f), str(tmp / f.name))
+            elif f.is_dir():
+                shutil.copytree(f, tmp / f.name, copy_function=link)
+        write_model_card(tmp, card)
+    return Path(out_dir)
+
+
 def evaluate_artifacts(
     training_data_dir: str | os.PathLike[str],
     dataset_dir: str | os.PathLike[str],
@@ -343,19 +435,37 @@ def evaluate_artifacts(
     out_dir: str | os.PathLike[str],
     batch_size: int = 16,
     seed: int = 0,
+    model_out: str | os.PathLike[str] | None = None,
+    sft_name: str = "SFT",
 ) -> tuple[dict[str, float], str, str]:
     """Ablation over the held-out candidates of a training-data dir; (metrics, markdown, html).
 
-    The last entry of `models` is the model under test: its metrics are also logged unprefixed.
+    The last entry of `models` is the aligned model. With `model_out`, the alignment gate picks the
+    shipped model (aligned or `sft_name`), which is written there with its calibration map in the
+    card (`finalize_model`); the unprefixed metrics are then the shipped model's.
     """
     from seren.data.dataset import load_dataset
+    from seren.io import write_json
     from seren.serengpt.labeling import TrainingData
 
     td = TrainingData.load(training_data_dir)
     ds = load_dataset(dataset_dir)
     results, md = run_ablation(td.eval_candidates, ds, models, batch_size=batch_size, seed=seed)
+    primary = None
+    if model_out is not None:
+        aligned_name = list(models)[-1]
+        sel = select_final(results, sft_name, aligned_name)
+        results["selection"] = sel
+        md += selection_markdown(sel)
+        primary = sel["chosen"]
+        finalize_model(models[primary], model_out, sel, results["rows"][primary])
     write_ablation(results, md, out_dir)
-    return flat_metrics(results), md, ablation_html(results)
+    if model_out is not None:
+        write_json(Path(out_dir) / "calibration.json", results["selection"]["calibration"])
+    stats = flat_metrics(results, primary)
+    if model_out is not None:
+        stats["alignment_kept"] = float(results["selection"]["alignment_kept"])
+    return stats, md, ablation_html(results)
 
 
 def score_user_items(
@@ -365,18 +475,23 @@ def score_user_items(
     data: str | os.PathLike[str] | None = None,
     token_budget: int | None = None,
     batch_size: int = 16,
+    history: list[str] | None = None,
+    exclude: list[str] | None = None,
 ) -> tuple[list[dict[str, Any]], str]:
     """Score candidates for one user from a dataset: (rows with item_id/score/title/category, profile text).
 
-    The profile is built from the user's whole history with the token budget the model was
-    trained with (from its card), and items are rendered like in training (`item_text`).
+    The profile is built from the user's whole history, or only from the items in `history`,
+    or without the items in `exclude`, with the prompt recipe the model was trained with (its
+    card's token budget and profile knobs); items are rendered like in training (`item_text`).
     """
     from seren.data.dataset import load_dataset
     from seren.errors import ConfigError
     from seren.llm.base import resolve_base_model
     from seren.llm.scorer import SerenScorer
     from seren.profiles.build import build_profiles
+    from seren.profiles.history import profile_for_history
     from seren.profiles.text import item_text, load_tokenizer
+    from seren.serengpt.recipe import model_recipe, profile_config
     from seren.serengpt.sft import read_model_card
 
     ids = list(dict.fromkeys(str(i).strip() for i in item_ids if str(i).strip()))
@@ -400,11 +515,19 @@ def score_user_items(
             f"{len(unknown)} unknown item id(s) (e.g. {', '.join(map(repr, unknown[:3]))}) in {data}",
             "pass item ids from the dataset's items table",
         )
-    budget = int(token_budget or source.get("token_budget") or 160)
-    profile = build_profiles(ds, load_tokenizer(model_path), users=[user], token_budget=budget)
+    recipe = model_recipe(model_path, token_budget)
+    budget, pcfg = int(recipe["token_budget"]), profile_config(recipe)
+    tok = load_tokenizer(model_path)
+    if history is None and not exclude:
+        profile = build_profiles(ds, tok, users=[user], token_budget=budget, config=pcfg)
+    else:
+        profile = profile_for_history(ds, tok, user, history, exclude, token_budget=budget, config=pcfg)
     profile_text = str(profile["profile_text"].iloc[0])
     texts = item_text(items.loc[ids].reset_index(drop=True)).tolist()
-    probs = SerenScorer.from_pretrained(model_path).score(profile_text, texts, batch_size=batch_size)
+    raw = SerenScorer.from_pretrained(model_path).score(profile_text, texts, batch_size=batch_size)
+    from seren.llm.calibration import load_calibration
+
+    probs = apply_calibration(load_calibration(model_path), raw)  # the card's calibrated probability
     rows = [
         {
             "item_id": i,

@@ -6,7 +6,9 @@ same library calls as separate components). Every stage writes under one output 
     out/profiles.parquet      cognition profiles as of the labeling cutoff(s)
     out/training_data/        SFT examples, preference pairs, held-out candidates (split by user)
     out/sft/model/            merged SFT model (+ checkpoints/ while training)
-    out/align-ipo/model/      merged SFT+IPO model: the final SerenGPT (card updated with eval)
+    out/align-ipo/model/      merged SFT+IPO model
+    out/final/                the shipped model: SFT+IPO when it beats SFT on the validation users,
+                              else SFT; its card holds the calibration map and the selection
     out/eval/                 ablation.json / .md / .html, scores.parquet
     out/summary.json          paths, metrics and seconds per stage
 
@@ -67,6 +69,11 @@ class TrainConfig:
     eval_batch_size: int = 16
     threads: int | None = None  # torch intra-op threads (None: torch default)
     progress: bool = True
+    # human labels (SERAL's collaborative data intervention): a Serendipity-2018 survey whose
+    # judgments join the SFT/preference training set as source "human" (the most trusted)
+    human: str | None = None
+    human_movies: str | None = None  # MovieLens folder the survey joins (None: the dataset's items)
+    human_definition: str = "any"
     extra: dict[str, Any] = field(default_factory=dict)
 
     def shared_kwargs(self) -> dict[str, Any]:
@@ -113,6 +120,7 @@ def build_data(
     from seren.profiles.io import labeling_cutoffs, write_profiles
     from seren.profiles.text import load_tokenizer
     from seren.serengpt.labeling import build_labels, build_training_data
+    from seren.serengpt.recipe import prompt_recipe
 
     t0 = time.perf_counter()
     ds = load_dataset(data_dir)
@@ -133,10 +141,35 @@ def build_data(
         labels, profiles, ds.items, tok, test_frac=cfg.test_frac, seed=cfg.seed, max_candidates=cfg.max_candidates
     )
     td.metrics = {**labels.attrs["metrics"], **td.metrics}
+    td.metrics["prompt"] = prompt_recipe(cfg.token_budget)
     td.labels = labels
+    if cfg.human:
+        _add_human(td, ds, tok, cfg)
     td.save(out_dir / "training_data")
     stage("labeling", {**td.metrics, "seconds": round(time.perf_counter() - t0, 1)})
     return ds, tok, profiles, td
+
+
+def _add_human(td: Any, ds: Any, tok: Any, cfg: TrainConfig) -> None:
+    """Survey judgments (leave-one-out prompts) join the training tables as source "human"."""
+    import pandas as pd
+
+    from seren.data.movielens import load_movielens
+    from seren.data.survey import load_survey
+    from seren.serengpt.human import balance_oversample, human_candidates, human_examples
+    from seren.serengpt.labeling import PREF_COLUMNS, SFT_COLUMNS
+
+    assert cfg.human is not None
+    survey = load_survey(cfg.human, load_movielens(cfg.human_movies) if cfg.human_movies else ds, cfg.human_definition)
+    ex = balance_oversample(human_examples(human_candidates(survey, tok, cfg.token_budget), tok), cfg.seed)
+    td.sft_train = pd.concat([td.sft_train, ex[SFT_COLUMNS]], ignore_index=True)
+    td.pref_train = pd.concat([td.pref_train, ex[PREF_COLUMNS]], ignore_index=True)
+    td.metrics |= {
+        "train_source_human": int(len(ex)),
+        "human_judgments": survey.report["n_labels"],
+        "human_users": survey.report["n_users"],
+        "human_without_movie": survey.report["n_without_movie"],
+    }
 
 
 def train_serengpt(
@@ -150,7 +183,7 @@ def train_serengpt(
 
     from seren.llm.base import resolve_base_model
     from seren.serengpt.align import train_preference
-    from seren.serengpt.evaluate import run_ablation, write_ablation
+    from seren.serengpt.evaluate import finalize_model, run_ablation, select_final, selection_markdown, write_ablation
     from seren.serengpt.sft import read_model_card, train_sft, update_model_card
 
     cfg = (config or TrainConfig()).validate()
@@ -175,6 +208,7 @@ def train_serengpt(
         max_examples=cfg.max_examples,
         learning_rate=cfg.sft_lr,
         batch_size=cfg.batch_size,
+        prompt=td.metrics.get("prompt"),
         **cfg.shared_kwargs(),
     )
     timings["sft"] = time.perf_counter() - t0
@@ -215,7 +249,7 @@ def train_serengpt(
         "training_data_dir": str((out / "training_data").resolve()),
     }
     for d in (sft_dir, *aligned.values()):
-        update_model_card(d, source=source)
+        update_model_card(d, source=source, prompt=td.metrics["prompt"])
     summary: dict[str, Any] = {
         "config": dataclasses.asdict(cfg),
         "model_dir": str(final),
@@ -231,13 +265,18 @@ def train_serengpt(
         models.update({f"SFT+{k.upper()}": v for k, v in aligned.items()})
         # baselines see behaviour before each candidate's profile snapshot (its as_of), like the prompts
         results, md = run_ablation(td.eval_candidates, ds, models, batch_size=cfg.eval_batch_size, seed=cfg.seed)
+        # the alignment gate picks the shipped model; its calibration map (validation users) goes in its card
+        aligned_name = f"SFT+{cfg.loss.upper()}"
+        sel = select_final(results, "SFT", aligned_name)
+        results["selection"] = sel
+        md += selection_markdown(sel)
         paths = write_ablation(results, md, out / "eval")
+        final_row = results["rows"][sel["chosen"]]
+        final = finalize_model(models[sel["chosen"]], out / "final", sel, final_row)
+        update_model_card(final, metrics={**read_model_card(final).get("metrics", {}), "ablation": {k: v.get("roc_auc") for k, v in results["rows"].items()}})  # fmt: skip
         timings["evaluate"] = time.perf_counter() - t0
-        final_row = results["rows"][f"SFT+{cfg.loss.upper()}"]
-        update_model_card(
-            final,
-            metrics={"held_out": final_row, "ablation": {k: v.get("roc_auc") for k, v in results["rows"].items()}},
-        )
+        summary["model_dir"] = str(final)
+        summary["selection"] = sel
         summary["ablation"] = {k: v for k, v in results.items() if k != "scores"}
         summary["ablation_markdown"] = md
         summary["eval_paths"] = {k: str(v) for k, v in paths.items()}

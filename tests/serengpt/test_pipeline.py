@@ -33,6 +33,15 @@ def test_serengpt_training_pipeline_local(tiny_model_dir: Path, tmp_path: Path) 
         assert row in report
     metrics = json.dumps(tasks["evaluate"])
     assert "roc_auc" in metrics
+    # the alignment gate picks the shipped model; its card carries the calibration map it is served with
+    shipped = next(Path(res["run_dir"]).rglob("evaluate/model"))
+    card = json.loads((shipped / "model_card.json").read_text())
+    assert card["selection"]["chosen"] in ("SFT", "SFT+alignment")
+    assert card["stage"] == ("sft+ipo" if card["selection"]["alignment_kept"] else "sft")
+    assert card["calibration"]["method"] in ("platt", "isotonic", "identity")
+    assert "Shipped model: **" + card["selection"]["chosen"] in report
+    cal = json.loads(next(Path(res["run_dir"]).rglob("evaluate/results/calibration.json")).read_text())
+    assert cal == card["calibration"]
     # validation records the exported model's judgments; a passed validation makes them monitoring's reference
     from monitoring.judgments import default_reference_path, load_judgments
 

@@ -1,0 +1,212 @@
+"""Calibration of SerenGPT's P(Yes): the map from the model's raw answer probability to the real rate.
+
+SFT trains on class-balanced examples, so the student's Yes/No prior sits near 50/50 while the real
+share of serendipitous candidates is far lower: raw P(Yes) ranks well but means nothing as a
+probability (the demo judged every candidate "serendipitous"). A monotone map fitted on the
+validation users' candidates (natural class ratio) fixes that without changing the ranking.
+
+A map is plain JSON, stored in the model card (`model_card.json` key "calibration") and therefore
+in every registry version of the model:
+
+    {"method": "platt", "params": {"a": 1.3, "b": -2.1}, ...}          sigmoid(a * logit(p) + b)
+    {"method": "isotonic", "params": {"x": [...], "y": [...]}, ...}     piecewise-linear through (x, y)
+    {"method": "identity", "params": {}}                                 (nothing fitted)
+
+`apply_calibration` is the one function every path uses: numpy arrays (the in-process scorer,
+nearline, evaluation) and torch tensors (inside the exported scoring graph, so Triton serves the
+calibrated score; written with elementwise ops only so it traces to ONNX).
+Numpy only at import time (torch is imported lazily for tensors).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+METHODS = ("platt", "isotonic")
+CARD_KEY = "calibration"
+_EPS = 1e-6
+
+
+def identity() -> dict[str, Any]:
+    return {"method": "identity", "params": {}}
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(np.asarray(p, dtype=np.float64), _EPS, 1.0 - _EPS)
+    return np.log(p) - np.log1p(-p)
+
+
+def ece(labels: Sequence[float] | np.ndarray, probs: Sequence[float] | np.ndarray, n_bins: int = 10) -> float:
+    """Expected calibration error over equal-width bins (same definition as the evaluation report)."""
+    y = np.asarray(labels, dtype=float)
+    p = np.clip(np.asarray(probs, dtype=float), 0.0, 1.0)
+    if len(p) == 0:
+        return 0.0
+    bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
+    out = 0.0
+    for b in range(n_bins):
+        m = bins == b
+        if m.any():
+            out += m.mean() * abs(y[m].mean() - p[m].mean())
+    return float(out)
+
+
+def fit_platt(labels: np.ndarray, probs: np.ndarray, l2: float = 1e-3, iters: int = 100) -> dict[str, Any]:
+    """Logistic regression of the label on logit(P(Yes)) (Newton steps, tiny ridge for separable data)."""
+    y = np.asarray(labels, dtype=float)
+    x = _logit(probs)
+    X = np.stack([x, np.ones_like(x)], axis=1)
+    w = np.array([1.0, 0.0])
+    for _ in range(iters):
+        z = np.clip(X @ w, -30, 30)
+        q = 1.0 / (1.0 + np.exp(-z))
+        grad = X.T @ (q - y) + l2 * w
+        hess = (X * (q * (1 - q))[:, None]).T @ X + l2 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        w = w - step
+        if np.abs(step).max() < 1e-10:
+            break
+    return {"method": "platt", "params": {"a": float(w[0]), "b": float(w[1])}}
+
+
+def fit_isotonic(labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+    """Monotone non-decreasing step fit (pool adjacent violators), stored as interpolation knots."""
+    from sklearn.isotonic import IsotonicRegression
+
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
+        np.asarray(probs, dtype=float), np.asarray(labels, dtype=float)
+    )
+    xs, ys = np.asarray(iso.X_thresholds_, dtype=float), np.asarray(iso.y_thresholds_, dtype=float)
+    # one knot per x (a vertical jump between two equal x's is not a function of p)
+    ux, inv = np.unique(xs, return_inverse=True)
+    uy = np.bincount(inv, weights=ys) / np.bincount(inv)
+    return {"method": "isotonic", "params": {"x": ux.tolist(), "y": uy.tolist()}}
+
+
+def _fit(method: str, labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
+    return fit_platt(labels, probs) if method == "platt" else fit_isotonic(labels, probs)
+
+
+def fit_calibration(
+    labels: Sequence[float] | np.ndarray,
+    probs: Sequence[float] | np.ndarray,
+    groups: Sequence[Any] | np.ndarray | None = None,
+    seed: int = 0,
+    folds: int = 2,
+) -> dict[str, Any]:
+    """Fit Platt and isotonic on validation rows; keep the one with the lower cross-fitted ECE.
+
+    Each method is fitted on all but one fold of the groups (users) and scored by ECE on the held-out
+    fold, so isotonic's flexibility is not rewarded for memorising the rows it was fitted on. The
+    winner is then refitted on every row. Fewer than 2 classes or 10 rows: the identity map.
+    """
+    y = np.asarray(labels, dtype=float)
+    p = np.asarray(probs, dtype=float)
+    if len(y) != len(p):
+        raise ValueError(f"{len(y)} labels for {len(p)} scores")
+    base = {"n": int(len(y)), "base_rate": float(y.mean()) if len(y) else None, "raw_ece": ece(y, p)}
+    if len(y) < 10 or y.min() == y.max():
+        return {**identity(), "selection": {**base, "reason": "fewer than 10 rows or one class"}}
+    g = np.asarray(groups if groups is not None else np.arange(len(y)))
+    uniq = np.random.default_rng(seed).permutation(np.unique(g))
+    k = max(2, min(folds, len(uniq)))
+    fold_of = {u: i % k for i, u in enumerate(uniq)}
+    fold = np.array([fold_of[u] for u in g])
+    cv: dict[str, float] = {}
+    for method in METHODS:
+        errs, weights = [], []
+        for f in range(k):
+            tr, te = fold != f, fold == f
+            if not te.any() or y[tr].min() == y[tr].max():
+                continue
+            errs.append(ece(y[te], apply_calibration(_fit(method, y[tr], p[tr]), p[te])))
+            weights.append(te.sum())
+        cv[method] = float(np.average(errs, weights=weights)) if errs else float("inf")
+    best = min(METHODS, key=lambda m: (cv[m], METHODS.index(m)))  # ties: Platt (smoother)
+    cal = _fit(best, y, p)
+    cal["selection"] = {
+        **base,
+        "chosen_by": f"{k}-fold cross-fitted ECE over validation users",
+        "cv_ece": cv,
+        "n_groups": int(len(uniq)),
+        "fitted_ece": ece(y, apply_calibration(cal, p)),
+    }
+    return cal
+
+
+def _check(cal: dict[str, Any] | None) -> str:
+    method = (cal or {}).get("method", "identity")
+    if method not in (*METHODS, "identity"):
+        raise ValueError(f"unknown calibration method {method!r}")
+    return method
+
+
+def apply_calibration(cal: dict[str, Any] | None, probs: Any) -> Any:
+    """Calibrated probabilities for raw P(Yes): numpy in, numpy float32 out; torch tensor in, tensor out.
+
+    The one place a raw score becomes the probability seren reports; `None` / identity = unchanged.
+    """
+    method = _check(cal)
+    if method == "identity":
+        return probs
+    params = cal["params"]  # type: ignore[index]
+    if not isinstance(probs, np.ndarray) and type(probs).__module__.startswith("torch"):
+        return _apply_torch(method, params, probs)
+    p = np.asarray(probs, dtype=np.float64)
+    if method == "platt":
+        z = np.clip(params["a"] * _logit(p) + params["b"], -60, 60)
+        out = 1.0 / (1.0 + np.exp(-z))
+    else:
+        out = np.interp(p, np.asarray(params["x"], float), np.asarray(params["y"], float))
+    return out.astype(np.float32)
+
+
+def _apply_torch(method: str, params: dict[str, Any], p: Any) -> Any:
+    """Same maps as the numpy branch, with ops that trace to ONNX (clamp/log/sigmoid, a ramp sum)."""
+    import torch
+
+    x = p.to(torch.float32)
+    if method == "platt":
+        q = x.clamp(_EPS, 1.0 - _EPS)
+        return torch.sigmoid(params["a"] * (torch.log(q) - torch.log1p(-q)) + params["b"])
+    xs, ys = [float(v) for v in params["x"]], [float(v) for v in params["y"]]
+    # np.interp as y0 + sum_k slope_k * clamp(p - x_k, 0, x_{k+1} - x_k): elementwise, no gather/bucketize
+    out = torch.full_like(x, ys[0])
+    for k in range(len(xs) - 1):
+        width = xs[k + 1] - xs[k]
+        if width > 0 and ys[k + 1] != ys[k]:
+            out = out + (ys[k + 1] - ys[k]) / width * (x - xs[k]).clamp(0.0, width)
+    return out
+
+
+def from_card(card: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The map a model card carries (None when the model was never calibrated)."""
+    cal = (card or {}).get(CARD_KEY)
+    if cal is None:
+        return None
+    _check(cal)
+    return cal
+
+
+def load_calibration(model_dir: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """The map in `<model_dir>/model_card.json` (None without a card or without a map)."""
+    f = Path(model_dir) / "model_card.json"
+    if not f.is_file():
+        return None
+    return from_card(json.loads(f.read_text()))
+
+
+def describe(cal: dict[str, Any] | None) -> str:
+    """One line for logs and reports."""
+    method = _check(cal)
+    if method == "platt":
+        return f"platt (a={cal['params']['a']:.3f}, b={cal['params']['b']:.3f})"  # type: ignore[index]
+    if method == "isotonic":
+        return f"isotonic ({len(cal['params']['x'])} knots)"  # type: ignore[index]
+    return "identity (uncalibrated)"
