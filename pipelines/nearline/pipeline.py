@@ -1,8 +1,13 @@
 """seren-nearline: SERAL stage 3, scheduled as a Kubeflow recurring run.
 
-nearline_refresh: users with events newer than the watermark -> cognition profiles -> candidates
-(sequence recommender: main slate + the slate restricted to the novel clusters of the user's last
-cluster pair) -> SerenGPT on Triton -> top-N to Feast (online + offline) -> watermark.
+plan window ─> ParallelFor(shards) ─> [nearline shard] ─> Collected ─> commit watermark
+
+nearline_plan fixes the window (watermark, newest event] and splits its changed users into
+`shards` shards by sha1 of the user id; each nearline_shard task (retried on failure) refreshes its
+users: cognition profiles -> candidates (sequence recommender: main slate + the slate restricted to
+the novel clusters of the user's last cluster pair) -> SerenGPT on Triton -> top-N to Feast (online
++ offline) -> judgments; nearline_commit (the fan-in) moves the watermark only when every shard
+succeeded. Scale scoring with Triton replicas behind the one `triton_url` service, and `shards`.
 
 `seren pipeline schedule nearline --every 15m` creates the recurring run (one at a time, no
 catch-up: a skipped window is covered by the next run, since the watermark only moves on success).
@@ -11,7 +16,7 @@ catch-up: a skipped window is covered by the next run, since the watermark only 
 from kfp import dsl
 from kfp.dsl import Metrics
 
-from components.nearline.component import nearline_refresh
+from components.nearline.component import nearline_commit, nearline_plan, nearline_shard
 
 # Local runs (`seren pipeline run nearline --local`, the demo): everything from $SEREN_HOME defaults
 # (the published exploration run names the dataset) and Triton at $SEREN_TRITON_URL.
@@ -20,7 +25,7 @@ DEFAULT_PARAMS: dict = {}
 
 @dsl.pipeline(
     name="seren-nearline",
-    description="Nearline adaptation: refresh the cognition profiles of users with new events, score their main and exploration candidates with SerenGPT on Triton, push the top serendipitous items to Feast; the watermark moves only after the push.",
+    description="Nearline adaptation: refresh the cognition profiles of users with new events, score their main and exploration candidates with SerenGPT on Triton, push the top serendipitous items to Feast; users split into shards (ParallelFor, retried), the watermark moves only after every shard pushed (Collected fan-in).",
 )
 def pipeline(
     dataset_dir: str = "",
@@ -40,27 +45,39 @@ def pipeline(
     state_uri: str = "",
     judgments_dir: str = "",
     initial_lookback: str = "",
+    shards: int = 1,
 ) -> Metrics:
     """On Kubeflow, point the paths at storage every step mounts (or gs:// for state_uri) and
     triton_url at the in-cluster Triton service."""
-    task = nearline_refresh(
+    paths = dict(
         dataset_dir=dataset_dir,
-        triton_url=triton_url,
         exploration_dir=exploration_dir,
-        model=model,
-        token_budget=token_budget,
-        k_main=k_main,
-        k_explore=k_explore,
-        n_novel=n_novel,
-        top_n=top_n,
-        threshold=threshold,
-        batch_size=batch_size,
-        timeout_s=timeout_s,
         feast_target=feast_target,
         feast_data_dir=feast_data_dir,
         state_uri=state_uri,
-        judgments_dir=judgments_dir,
-        initial_lookback=initial_lookback,
-    ).set_display_name("nearline refresh")
-    task.set_caching_options(False)  # reads a growing event log, writes Feast + the watermark
-    return task.outputs["metrics"]
+    )
+    plan = nearline_plan(shards=shards, initial_lookback=initial_lookback, **paths).set_display_name("plan window")
+    plan.set_caching_options(False)  # reads the watermark and a growing event log
+    with dsl.ParallelFor(plan.output, name="shard") as window:
+        shard = nearline_shard(
+            window=window,
+            triton_url=triton_url,
+            model=model,
+            token_budget=token_budget,
+            k_main=k_main,
+            k_explore=k_explore,
+            n_novel=n_novel,
+            top_n=top_n,
+            threshold=threshold,
+            batch_size=batch_size,
+            timeout_s=timeout_s,
+            judgments_dir=judgments_dir,
+            **paths,
+        ).set_display_name("nearline shard")
+        shard.set_caching_options(False)  # writes Feast + judgments
+        shard.set_retry(num_retries=2, backoff_duration="30s", backoff_factor=2.0)  # idempotent: same rows
+    commit = nearline_commit(
+        plan=plan.output, results=dsl.Collected(shard.outputs["Output"]), **paths
+    ).set_display_name("commit watermark")
+    commit.set_caching_options(False)  # moves the watermark
+    return commit.outputs["metrics"]

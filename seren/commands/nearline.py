@@ -8,19 +8,25 @@ from typing import Any
 
 import typer
 
-from seren.commands._common import JsonOpt, emit, progress
+from seren.commands._common import JsonOpt, check_feature_dir, emit, progress
 from seren.errors import ConfigError, SerenError, ServiceError
 
 NAME = "nearline"
 app = typer.Typer(no_args_is_help=True, help=__doc__)
 
 
+MAX_EVERY_S = 30 * 86400  # a longer sleep overflows time.sleep on some platforms and is never meant
+
+
 def parse_every(text: str) -> float:
-    """'900', '90s', '15m', '2h' -> seconds."""
+    """'900', '90s', '15m', '2h' -> seconds (at most 30 days)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text or "")
     if not m or float(m.group(1)) <= 0:
         raise ConfigError(f"--every {text!r} is not a positive duration", "pass seconds or e.g. 90s, 15m, 1h")
-    return float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
+    if seconds > MAX_EVERY_S:
+        raise ConfigError(f"--every {text!r} is longer than 30 days", "pass e.g. 15m, 1h or 1d")
+    return seconds
 
 
 def _human(res: dict[str, Any]) -> str:
@@ -94,6 +100,12 @@ def run(
     every: str = typer.Option(None, "--every", help="Run every N seconds (or 90s, 15m, 1h) until Ctrl-C."),
     once: bool = typer.Option(False, "--once", help="Run once and exit (the default without --every)."),
     max_runs: int = typer.Option(None, "--max-runs", min=1, hidden=True, help="Stop the --every loop after N runs."),
+    shards: int = typer.Option(
+        1,
+        "--shards",
+        min=1,
+        help="Split the window's users into S shards (plan -> shards -> commit; the pipeline's fan-out).",
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
     """Refresh users with events newer than the watermark: profiles, candidates, SerenGPT scores -> Feast."""
@@ -101,6 +113,10 @@ def run(
 
     if once and every:
         raise ConfigError("--once and --every are mutually exclusive", "pass one of them")
+    if protocol not in ("http", "grpc"):
+        raise ConfigError(f"unknown --protocol {protocol!r}", "use --protocol http or --protocol grpc")
+    seconds = parse_every(every) if every else None  # bad input fails before any data is read
+    check_feature_dir(features_dir)
     cfg = NearlineConfig(
         dataset_dir=str(data) if data else "",
         triton_url=url,
@@ -122,6 +138,14 @@ def run(
         judgments_dir=judgments,
         initial_lookback=initial_lookback,
     )
+    if shards > 1:
+        if every:
+            raise ConfigError("--shards with --every is not supported", "schedule the nearline pipeline with shards=S")
+        from seren.nearline.shard import run_sharded
+
+        res = run_sharded(cfg, shards, on_stage=_stage)
+        emit(res, as_json, _human(res))
+        return
     if not every:
         res = run_nearline(cfg, on_stage=_stage, progress=_progress)
         emit(res, as_json, _human(res))
@@ -145,7 +169,7 @@ def run(
         last_failed = False
         show(res)
 
-    seconds = parse_every(every)
+    assert seconds is not None
     try:
         run_loop(cfg, seconds, on_run=ok, on_stage=_stage, progress=_progress, max_runs=max_runs, on_error=failed)
     except KeyboardInterrupt:
@@ -165,6 +189,7 @@ def status(
     from feature_repo.config import default_data_dir
     from seren.nearline import WatermarkStore, nearline_dir
 
+    check_feature_dir(features_dir)
     st = WatermarkStore(state or nearline_dir(Path(features_dir) if features_dir else default_data_dir()))
     rec = st.read()
     out = {"state": st.uri, **(rec or {"watermark": None})}

@@ -110,8 +110,9 @@ def test_cli_bad_input_is_one_line(
 
 
 def test_pipeline_runs_locally(few_users, triton, exploration_dir, tiny_model_dir, tmp_path, monkeypatch) -> None:
-    """`seren pipeline run nearline --local`: the one component through kfp.local, defaults from the
-    environment (Triton URL) and the published exploration run (which names the dataset)."""
+    """`seren pipeline run nearline --local` with shards=2: plan -> ParallelFor over the shards ->
+    Collected -> commit through kfp.local, defaults from the environment (Triton URL) and the
+    published exploration run (which names the dataset)."""
     from feature_repo.store import get_online
     from seren.exploration.workflow import publish_outputs
     from seren.nearline import open_store
@@ -136,14 +137,18 @@ def test_pipeline_runs_locally(few_users, triton, exploration_dir, tiny_model_di
             "top_n": 3,
             "threshold": 0.0,
             "feast_data_dir": str(feast_dir),
+            "shards": 2,
         },
         pipeline_root=tmp_path / "run",
     )
-    (task,) = res["tasks"].values()
-    watermark = task["parameters"]["Output"]
+    tasks = {name.rsplit("/", 1)[-1]: t for name, t in res["tasks"].items()}
+    shard_runs = [t["parameters"]["Output"] for name, t in res["tasks"].items() if "nearline-shard" in name]
+    assert sorted(r["shard"] for r in shard_runs) == [0, 1]  # the fan-out ran both shards
+    users = sorted(pd.read_parquet(few_users / "interactions.parquet")["user_id"].astype(str).unique())
+    assert sum(r["users"] for r in shard_runs) == len(users)
+    watermark = tasks["nearline-commit"]["parameters"]["Output"]  # the fan-in moved the watermark
     end = pd.to_datetime(pd.read_parquet(few_users / "interactions.parquet")["timestamp"], utc=True).max()
     assert pd.Timestamp(watermark) == end == WatermarkStore(nearline_dir(feast_dir)).watermark()
-    users = sorted(pd.read_parquet(few_users / "interactions.parquet")["user_id"].astype(str).unique())
     rows = get_online(open_store("local", feast_dir), "user_candidates", users, max_age=pd.Timedelta(days=100000))
     assert (rows["status"] == "ok").all() and all(len(v) == 3 for v in rows["candidate_item_ids"])
     assert all(np.all(np.diff(v) <= 0) for v in rows["candidate_scores"])
@@ -163,7 +168,7 @@ def test_schedule_every_15m_mocked_kfp_cluster(fake_kfp, capsys) -> None:
     assert job["runtime_config"]["parameters"] == params
     spec = yaml.safe_load(fake_kfp.versions[res["version_id"]]["spec"])
     assert spec["pipelineInfo"]["name"] == "seren-nearline"
-    assert "nearline-refresh" in spec["root"]["dag"]["tasks"]
+    assert {"nearline-plan", "for-loop-1", "nearline-commit"} <= set(spec["root"]["dag"]["tasks"])
     main(["pipeline", "schedule", "nearline", "--host", fake_kfp.url, "--every", "15m", "--json"])
     assert json.loads(capsys.readouterr().out)["interval_seconds"] == 900 and len(fake_kfp.recurring_runs) == 2
 
@@ -180,3 +185,19 @@ def test_cli_every_survives_a_triton_outage_tick(few_users, exploration_dir, tin
     errors = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith("error:")]
     assert len(errors) == 2 and all("unreachable" in ln and "watermark unchanged" in ln for ln in errors)
     assert WatermarkStore(nearline_dir(tmp_path / "features")).read() is None
+
+
+def test_submit_with_64_shards_mocked_kfp_cluster(fake_kfp, capsys) -> None:
+    """`seren pipeline submit nearline --param shards=64`: the run carries the typed shard count and
+    the uploaded spec fans out over the plan's items and collects the shards' results."""
+    main(["pipeline", "submit", "nearline", "--host", fake_kfp.url, "--param", "shards=64", "--json"])
+    res = json.loads(capsys.readouterr().out)
+    (run,) = fake_kfp.runs
+    assert run["runtime_config"]["parameters"] == {"shards": 64}
+    spec = yaml.safe_load(fake_kfp.versions[res["version_id"]]["spec"])
+    loop = spec["root"]["dag"]["tasks"]["for-loop-1"]
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--nearline-plan-Output"
+    shard = spec["components"]["comp-for-loop-1"]["dag"]["tasks"]["nearline-shard"]
+    assert shard["retryPolicy"]["maxRetryCount"] == 2
+    commit = spec["root"]["dag"]["tasks"]["nearline-commit"]
+    assert commit["inputs"]["parameters"]["results"]["taskOutputParameter"]["producerTask"] == "for-loop-1"
