@@ -2,7 +2,10 @@
 
 ratings.csv (userId, movieId, rating, timestamp[unix s]) become `rating` events; movies.csv
 (movieId, title, genres) plus the most frequent tags from the optional tags.csv become the item
-texts, so the LLM stages see what a movie is about, not just its id.
+texts, so the LLM stages see what a movie is about, not just its id. The category stays the
+first genre ("Movies/<genre>", one interest per movie for the profile's lists); every genre is
+kept in `genres` ("A|B|C") and the tags in `tags` ("t1, t2"), for profiles and item texts that
+can afford them (`ProfileConfig.genre_line`, `n_titles`).
 """
 
 from __future__ import annotations
@@ -85,10 +88,12 @@ def load_movielens(path: str | os.PathLike[str], min_tag_count: int = 1) -> Data
     first = genres.map(lambda g: g[0] if g else "Unknown")
     genre_text = genres.map(lambda g: ", ".join(g) if g else "unknown")
     text = title + ". Genres: " + genre_text + "."
+    tag_text = pd.Series("", index=ids.index)
     if tags_f.is_file():
         top = ids.map(_top_tags(tags_f, min_tag_count))
         has = top.notna()
         text = text.where(~has, text + " Tags: " + top.fillna("") + ".")
+        tag_text = top.fillna("")
     popularity = ids.map(interactions["item_id"].value_counts()).fillna(0).astype(float)
     items = pd.DataFrame(
         {
@@ -99,6 +104,7 @@ def load_movielens(path: str | os.PathLike[str], min_tag_count: int = 1) -> Data
             "price": np.nan,
             "popularity": popularity,
             "genres": genre_lists.map("|".join),
+            "tags": tag_text,
         }
     )
     meta = {

@@ -51,6 +51,10 @@ class ProfileConfig:
     n_subcats: int = 3  # subcategories listed per short/long-term line
     n_engaged: int = 10  # engaged subcategories listed (all of them go into the `interests` column)
     n_keywords: int = 4
+    # Richer item signal (off by default: existing prompts stay byte-identical).
+    positive_rating: float | None = None  # ratings >= this count as positive (None: the schema's 4.0)
+    genre_line: bool = False  # "Liked genres": every genre of the positives (items' `genres` column)
+    n_titles: int = 0  # "Liked titles": the latest N positive titles
 
 
 # Line kinds: (display order, trim priority — lower is kept longer).
@@ -65,6 +69,8 @@ LINES = {
     "summary": (4, 2),
     "keywords": (5, 5),
     "price": (6, 6),
+    "genres": (2, 1.5),
+    "titles": (5, 2.5),
     "cold": (0, 0),
 }
 
@@ -79,7 +85,7 @@ def _as_utc(ts: datetime | str | pd.Timestamp | None) -> pd.Timestamp | None:
     return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
 
 
-def _events(ds: Dataset, as_of: pd.Timestamp | pd.Series | None) -> pd.DataFrame:
+def _events(ds: Dataset, as_of: pd.Timestamp | pd.Series | None, cfg: ProfileConfig | None = None) -> pd.DataFrame:
     inter = ds.interactions
     if isinstance(as_of, pd.Series):  # per-user cutoffs: users without one are left out
         inter = inter[inter["user_id"].isin(as_of.index)]
@@ -95,6 +101,8 @@ def _events(ds: Dataset, as_of: pd.Timestamp | pd.Series | None) -> pd.DataFrame
     ev["category"] = ev["category"].fillna("Unknown")
     ev["top"] = ev["top"].fillna("Unknown")
     ev["pos"] = is_positive(ev).to_numpy()
+    if cfg is not None and cfg.positive_rating is not None:
+        ev["pos"] |= (ev["rating"].fillna(-1.0) >= cfg.positive_rating).to_numpy()
     ev["neg"] = (ev["event"] == "skip") | (ev["rating"].fillna(99.0) < LOW_RATING)
     ev["neg"] &= ~ev["pos"]
     return ev.sort_values(["user_id", "timestamp", "item_id"], kind="stable").reset_index(drop=True)
@@ -248,6 +256,25 @@ def _long_term(ev: pd.DataFrame, users: pd.Index, t0: pd.Timestamp, ref: pd.Seri
     return out
 
 
+def _movie_signal(ev: pd.DataFrame, ds: Dataset, users: pd.Index, cfg: ProfileConfig) -> pd.DataFrame:
+    """Optional "Liked genres" (all genres, not only the category's first) and "Liked titles" lists."""
+    out = pd.DataFrame(index=users)
+    pos = ev[ev["pos"]]
+    if cfg.genre_line and "genres" in ds.items.columns:
+        g = pos[["user_id", "item_id"]].merge(ds.items[["item_id", "genres"]], on="item_id", how="left")
+        g["genre"] = g["genres"].fillna("").astype(str).str.split("|")
+        g = g.explode("genre")
+        g = g[g["genre"].str.len().gt(0) & (g["genre"] != "(no genres listed)")]
+        c = _ranked(g.groupby(["user_id", "genre"], sort=True).size().rename("n").reset_index(), "genre", "n")
+        out["liked_genres"] = _join_list(c.assign(s=c["genre"] + " " + c["n"].astype(str)), "s", users)
+    if cfg.n_titles > 0:
+        latest = pos[pos.groupby("user_id", sort=False).cumcount(ascending=False) < cfg.n_titles]
+        latest = latest.iloc[::-1]  # most recent first
+        latest = latest.sort_values("user_id", kind="stable")
+        out["liked_titles"] = _join_list(latest.assign(t=latest["title"].fillna("").astype(str)), "t", users)
+    return out
+
+
 def _fmt_list(v: Sequence[str]) -> str:
     return ", ".join(v)
 
@@ -312,6 +339,10 @@ def _render_lines(st: pd.DataFrame) -> pd.DataFrame:
         ],
         index=st.index,
     )
+    if "liked_genres" in st.columns:
+        parts["genres"] = st["liked_genres"].map(lambda v: f"Liked genres: {_fmt_list(v)}." if v else "")
+    if "liked_titles" in st.columns:
+        parts["titles"] = st["liked_titles"].map(lambda v: f"Liked titles: {'; '.join(v)}." if v else "")
     frames = [pd.DataFrame({"user_id": st.index, "kind": k, "text": s.to_numpy()}) for k, s in parts.items()]
     lines = pd.concat(frames, ignore_index=True)
     return lines[lines["text"] != ""]
@@ -457,10 +488,10 @@ def build_profiles(
         if cut_map.empty:
             raise DataError("per-user as_of mapping is empty", "pass at least one user's cutoff")
         cutoff: pd.Timestamp | None = cut_map.min()
-        ev = _events(ds, cut_map)
+        ev = _events(ds, cut_map, cfg)
     else:
         cutoff = _as_utc(as_of)  # type: ignore[arg-type]
-        ev = _events(ds, cutoff)
+        ev = _events(ds, cutoff, cfg)
     t0 = ds.interactions["timestamp"].min()
     everyone = pd.Index(ds.interactions["user_id"].unique())
     if per_user:
@@ -491,6 +522,7 @@ def build_profiles(
 
     st = _static(ev, ds, ref, cfg)
     st = st.join(_short_term(ev, ds, st.index, cfg)).join(_long_term(ev, st.index, t0, ref, cfg))
+    st = st.join(_movie_signal(ev, ds, st.index, cfg))
     lines = _render_lines(st)
     llm = {"llm_calls": 0, "llm_failures": 0}
     if backend is not None and not lines.empty:
