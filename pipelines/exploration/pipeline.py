@@ -1,8 +1,12 @@
 """seren-exploration: LLM interest exploration (RecSys'24) with feedback alignment (2025).
 
 ingest -> clusters -> transitions -> novelty_finetune ┐
-                   │              └> feedback_alignment ┴> pair_table ┐
-                   └──────────────────────────────────> seqrec_train ─┴> exploration_evaluate
+                   │              └> feedback_alignment ┴> ParallelFor(pair_table_shard) ─> pair_table_merge ┐
+                   └──────────────────────────────────> seqrec_train ─────────────────────────────────────────┴> exploration_evaluate
+
+The pair table is built by `pair_table_shards` tasks (a ParallelFor, each retried; each computes
+its round-robin share of the table's fixed parts, resumable in work_dir) and a merge task (the
+Collected fan-in) that checks every pair is present exactly once with valid novel clusters.
 
 The pair table (top-n novel clusters for every cluster pair) is what serving reads, from Feast
 (`push_to_feast`) or from the published directory `seren explore` uses, together with the
@@ -19,7 +23,7 @@ from components.exploration_evaluate.component import exploration_evaluate
 from components.feedback_alignment.component import feedback_alignment
 from components.ingest.component import ingest
 from components.novelty_finetune.component import novelty_finetune
-from components.pair_table.component import pair_table
+from components.pair_table.component import pair_table_merge, pair_table_shard, pair_table_tasks
 from components.seqrec_train.component import seqrec_train
 from components.transitions.component import transitions as transitions_op
 
@@ -78,6 +82,7 @@ def pipeline(
     seqrec_epochs: int = 200,
     seqrec_patience: int = 5,
     publish_dir: str = "",
+    pair_table_shards: int = 1,
 ) -> Outputs:
     """n_top x n_sub = number of interest clusters (pairs grow as its square); method auto|score|beam;
     publish_dir "" = $SEREN_HOME/exploration ("none" to skip)."""
@@ -113,18 +118,27 @@ def pipeline(
         min_support=min_support,
         seed=seed,
     ).set_display_name("feedback alignment")
-    pt = pair_table(
-        model=ft.outputs["model"],
-        aligner=al.outputs["aligner"],
-        n=n,
-        n_candidates=n_candidates,
-        use_aligner=use_aligner,
-        method=method,
-        work_dir=work_dir,
+    fan = pair_table_tasks(tasks=pair_table_shards).set_display_name("pair-table tasks")
+    with dsl.ParallelFor(fan.output) as task:
+        pts = pair_table_shard(
+            model=ft.outputs["model"],
+            aligner=al.outputs["aligner"],
+            task=task,
+            tasks=pair_table_shards,
+            n=n,
+            n_candidates=n_candidates,
+            use_aligner=use_aligner,
+            method=method,
+            work_dir=work_dir,
+        ).set_display_name("pair-table shard")
+        pts.set_retry(num_retries=2, backoff_duration="30s", backoff_factor=2.0)  # resumes from finished parts
+    pt = pair_table_merge(
+        parts=dsl.Collected(pts.outputs["part"]),
+        results=dsl.Collected(pts.outputs["Output"]),
         push_to_feast=push_to_feast,
         feast_target=feast_target,
         feast_data_dir=feast_data_dir,
-    ).set_display_name("pair table")
+    ).set_display_name("pair table (merge + validate)")
     pt.set_caching_options(False)  # may push to Feast (external state)
     sr = seqrec_train(
         dataset=data.outputs["dataset"],

@@ -37,9 +37,12 @@ def test_exploration_pipeline_local_run(tiny_model_dir: Path, tmp_path: Path) ->
         "transitions",
         "novelty-finetune",
         "feedback-alignment",
-        "pair-table",
+        "pair-table-tasks",
+        "pair-table-shard",  # the ParallelFor iteration (pair_table_shards=1)
+        "pair-table-merge",
         "exploration-evaluate",
     } <= set(tasks)
+    assert tasks["pair-table-merge"]["artifacts"]["metrics"]["metadata"]["tasks"] == 1
     ev = tasks["exploration-evaluate"]["artifacts"]["metrics"]["metadata"]
     assert 0.0 <= ev["novelty.exact_match_rate"] <= 1.0 and ev["pair_table.pairs"] == 36
     report = json.loads((pub / "report.json").read_text())
