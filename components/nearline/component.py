@@ -1,5 +1,6 @@
 """Nearline refresh (SERAL stage 3): changed users since the watermark -> profiles -> candidates ->
-SerenGPT on Triton -> Feast. Paths, not artifacts: the event log, the exploration outputs, the
+SerenGPT on Triton -> Feast; in one task (nearline_refresh) or sharded: nearline_plan ->
+ParallelFor(nearline_shard) -> nearline_commit. Paths, not artifacts: the event log, the exploration outputs, the
 Feast repo and the watermark outlive any one pipeline run (shared storage on Kubeflow)."""
 
 from typing import List  # noqa: UP035 - KFP reads typing.List

@@ -1,4 +1,5 @@
-"""Pair table: novelty LLM (+ best-of-n alignment) over every cluster pair -> parquet (+ Feast)."""
+"""Pair table: novelty LLM (+ best-of-n alignment) over every cluster pair -> parquet (+ Feast); in one
+task (pair_table) or sharded: pair_table_tasks -> ParallelFor(pair_table_shard) -> pair_table_merge."""
 
 from typing import List  # noqa: UP035 - KFP reads typing.List
 
