@@ -55,6 +55,8 @@ def _is_transient(exc: BaseException) -> bool:
         return True
     if isinstance(exc, InferenceServerException):
         status = str(exc.status() or "")
+        if "restricted" in str(exc.message() or "").lower():
+            return False  # a refused control key (gRPC answers UNAVAILABLE) is not an outage
         return status in _TRANSIENT_GRPC or status == "503"
     return False
 
@@ -175,7 +177,16 @@ class SerenClient:
         """Fail with a one-line reason unless the model is loaded, ready and has the SerenGPT interface."""
         ready = self._call(lambda: self.client.is_model_ready(self.model), "model readiness check")
         if not ready:
-            index = self._call(self.client.get_model_repository_index, "repository index")
+            from serving.triton import CONTROL_KEY_ENV, control_headers
+
+            headers = control_headers(protocol=self.protocol)
+            if not headers:  # the index is a restricted (model-control) API: without the key, say both
+                raise ServiceError(
+                    f"model {self.model!r} is not ready or unknown to Triton at {self.url}",
+                    f"load it (seren serve --model {self.model}) or check --model; export {CONTROL_KEY_ENV} "
+                    "to see the repository state",
+                )
+            index = self._call(lambda: self.client.get_model_repository_index(headers=headers), "repository index")
             if self.protocol == "grpc":
                 index = [{"name": m.name, "state": m.state} for m in index.models]
             names = {m.get("name"): m.get("state", "") for m in index}

@@ -6,6 +6,16 @@ venv's `bin/` first on PATH because the stub embeds the `python3` it finds there
 directory is assembled under `seren_home()` (libtriton_python.so + the stub for the venv's Python)
 so the venv itself is never modified. The server runs in explicit model-control mode on free
 loopback ports; models are loaded and unloaded through the model-control API.
+
+Model control is restricted: a load request may carry a `file:` override, i.e. run arbitrary
+Python inside tritonserver, so the model-repository (load/unload/index), shared-memory, trace
+and logging APIs need a header `seren-control-key: <key>` over HTTP and gRPC. The key is random
+per server unless SEREN_TRITON_CONTROL_KEY is set (to share it with `seren promote` in another
+process); it is never written to disk or logged. `TritonControl` is the project's one client of
+those APIs and sends it. Health, metadata, model config, statistics and inference stay open.
+Limit: the key is on tritonserver's command line (Triton 2.51 takes it nowhere else), which
+other local users can read in /proc; run the server under its own user where that matters.
+The server starts with a minimal environment (no API keys or cloud credentials of the caller).
 """
 
 from __future__ import annotations
@@ -14,6 +24,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -21,13 +32,22 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from seren.errors import ConfigError, ServiceError
 from seren.paths import REPO_ROOT, seren_home
 
 SETUP_FIX = "run `make setup` (it creates .venv-triton from serving/requirements-triton.txt)"
+CONTROL_KEY_ENV = "SEREN_TRITON_CONTROL_KEY"
+CONTROL_HEADER = "seren-control-key"  # lowercase: gRPC metadata keys must be
+RESTRICTED_APIS = "model-repository,shared-memory,trace,logging"
+# What the server process inherits from the caller; everything else (API keys, cloud
+# credentials, tokens) stays out of it.
+ENV_PASSED = ("HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "OMP_NUM_THREADS", "CUDA_VISIBLE_DEVICES")
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin"
 
 
 def free_port() -> int:
@@ -128,6 +148,7 @@ class TritonServer:
         backend_dir: str | os.PathLike[str] | None = None,
         startup_timeout: float = 90.0,
         log_verbose: int = 0,
+        control_key: str | None = None,
     ) -> None:
         self.model_repo = Path(model_repo).resolve()
         self.http_port = http_port or free_port()
@@ -143,6 +164,8 @@ class TritonServer:
         self.startup_timeout = startup_timeout
         self.log_verbose = log_verbose
         self.proc: subprocess.Popen[bytes] | None = None
+        # held in memory only; repr=False-like: never part of a message or log line
+        self.control_key = control_key or os.environ.get(CONTROL_KEY_ENV) or secrets.token_urlsafe(32)
 
     # -- addresses -------------------------------------------------------------------------
     @property
@@ -171,18 +194,20 @@ class TritonServer:
             "--strict-readiness=true",
             "--exit-timeout-secs=10",
             f"--log-verbose={self.log_verbose}",
+            f"--http-restricted-api={RESTRICTED_APIS}:{CONTROL_HEADER}={self.control_key}",
+            f"--grpc-restricted-protocol={RESTRICTED_APIS}:{CONTROL_HEADER}={self.control_key}",
         ]
         cmd += [f"--load-model={m}" for m in self.models]
         return cmd
 
     def _env(self) -> dict[str, str]:
-        env = dict(os.environ)
-        env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+        """A minimal environment: the Triton venv's bin/ first on PATH (the stub runs the python3 it
+        finds there), its bundled libraries, and a few locale/thread settings; nothing else."""
+        env = {k: os.environ[k] for k in ENV_PASSED if k in os.environ}
+        env["PATH"] = f"{self.venv / 'bin'}{os.pathsep}{SYSTEM_PATH}"
         env["VIRTUAL_ENV"] = str(self.venv)
         libs = _site_packages(self.venv) / "nvidia_pytriton.libs"  # the copied backend's RPATH no longer reaches it
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(libs), env.get("LD_LIBRARY_PATH", "")) if p)
-        env.pop("PYTHONPATH", None)  # never leak the numpy-2 main venv into the stub
-        env.pop("PYTHONHOME", None)
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (str(libs), os.environ.get("LD_LIBRARY_PATH", "")) if p)
         return env
 
     def start(self) -> TritonServer:
@@ -276,43 +301,117 @@ class TritonServer:
         path = f"/v2/models/{name}" + (f"/versions/{version}" if version else "") + "/ready"
         return self._get(path) == 200
 
-    @contextlib.contextmanager
-    def _client(self):  # noqa: ANN202 - tritonclient type
-        """A short-lived HTTP client; closed after use, because Triton's shutdown waits for open connections."""
-        import tritonclient.http as httpclient
-
-        client = httpclient.InferenceServerClient(self.http_url, network_timeout=300.0, connection_timeout=5.0)
-        try:
-            yield client
-        finally:
-            client.close()
+    def control(self) -> TritonControl:
+        """The model-control client of this server (sends its key)."""
+        return TritonControl(self.http_url, key=self.control_key, log_file=self.log_file)
 
     def load(self, name: str) -> None:
         """Load (or reload) a model through the model-control API; raise ServiceError with Triton's reason."""
-        from tritonclient.utils import InferenceServerException
-
-        try:
-            with self._client() as client:
-                client.load_model(name)
-        except InferenceServerException as exc:
-            raise ServiceError(
-                f"Triton could not load model {name!r}: {exc.message()}", f"see {self.log_file}"
-            ) from None
+        self.control().load(name)
 
     def unload(self, name: str, unload_dependents: bool = True) -> None:
-        from tritonclient.utils import InferenceServerException
-
-        try:
-            with self._client() as client:
-                client.unload_model(name, unload_dependents=unload_dependents)
-        except InferenceServerException as exc:
-            raise ServiceError(
-                f"Triton could not unload model {name!r}: {exc.message()}", f"see {self.log_file}"
-            ) from None
+        self.control().unload(name, unload_dependents=unload_dependents)
         deadline = time.monotonic() + 30
         while self.model_ready(name) and time.monotonic() < deadline:  # unload is asynchronous
             time.sleep(0.1)
 
     def repository_index(self) -> list[dict]:
-        with self._client() as client:
-            return list(client.get_model_repository_index())
+        return self.control().repository_index()
+
+
+def control_key(key: str | None = None) -> str | None:
+    """The key for Triton's restricted APIs: given, else $SEREN_TRITON_CONTROL_KEY, else None."""
+    return key or os.environ.get(CONTROL_KEY_ENV) or None
+
+
+def control_headers(key: str | None = None, protocol: str = "http") -> dict[str, str]:
+    """Headers (HTTP) / metadata (gRPC: Triton expects the `triton-grpc-protocol-` prefix) that
+    unlock the restricted APIs; empty without a key."""
+    k = control_key(key)
+    if not k:
+        return {}
+    return {(CONTROL_HEADER if protocol == "http" else f"triton-grpc-protocol-{CONTROL_HEADER}"): k}
+
+
+class TritonControl:
+    """The project's one client of Triton's model-control API (HTTP): load, unload, repository
+    index, readiness. Sends the control key (`key`, else $SEREN_TRITON_CONTROL_KEY); failures are
+    one-line `error` exceptions (ServiceError; promotion uses its DeploymentError)."""
+
+    error: type[ServiceError] = ServiceError
+    failed = "could not"  # wording of a refused request (promotion says "failed to")
+
+    def __init__(
+        self, url: str, key: str | None = None, timeout: float = 300.0, log_file: Path | str | None = None
+    ) -> None:
+        self.url = url.split("://", 1)[-1].rstrip("/")
+        self.timeout = timeout
+        self._key = key
+        self.log_file = log_file
+
+    def __repr__(self) -> str:  # never show the key
+        return f"{type(self).__name__}({self.url!r})"
+
+    @contextlib.contextmanager
+    def _client(self):  # noqa: ANN202 - tritonclient type
+        """A short-lived HTTP client; closed after use, because Triton's shutdown waits for open connections."""
+        import tritonclient.http as httpclient
+
+        client = httpclient.InferenceServerClient(self.url, connection_timeout=5.0, network_timeout=self.timeout)
+        try:
+            yield client
+        finally:
+            client.close()
+
+    def _fix(self) -> str:
+        return f"see {self.log_file}" if self.log_file else "see the Triton log"
+
+    def _call(self, what: str, fn: Callable[[Any, dict[str, str]], Any]) -> Any:
+        from tritonclient.utils import InferenceServerException
+
+        headers = control_headers(self._key)
+        try:
+            with self._client() as c:
+                return fn(c, headers)
+        except InferenceServerException as exc:
+            msg = " ".join(str(exc.message()).split())[:300]
+            if str(exc.status()) in ("403", "401") or "restricted" in msg.lower():
+                raise self.error(
+                    f"Triton at {self.url} refused to {what}: model control is restricted and "
+                    f"{'the control key was wrong' if headers else 'no control key was sent'}",
+                    f"export {CONTROL_KEY_ENV} with the key the server was started with",
+                ) from None
+            raise self.error(f"Triton at {self.url} {self.failed} {what}: {msg}", self._fix()) from None
+        except Exception as exc:  # connection refused / reset (gevent, socket errors)
+            raise self.error(
+                f"Triton at {self.url} unreachable while trying to {what} ({type(exc).__name__}: {exc})",
+                "start the environment's Triton (seren serve REPO) or fix its triton_url",
+            ) from None
+
+    def server_ready(self) -> bool:
+        try:
+            return bool(self._call("check readiness", lambda c, h: c.is_server_ready()))
+        except ServiceError:
+            return False
+
+    def load(self, name: str) -> None:
+        self._call(f"load model {name!r}", lambda c, h: c.load_model(name, headers=h))
+
+    def unload(self, name: str, unload_dependents: bool = True) -> None:
+        self._call(
+            f"unload model {name!r}", lambda c, h: c.unload_model(name, headers=h, unload_dependents=unload_dependents)
+        )
+
+    def ready(self, name: str, version: str = "") -> bool:
+        return bool(self._call(f"check {name}", lambda c, h: c.is_model_ready(name, version)))
+
+    def repository_index(self) -> list[dict]:
+        return list(self._call("read the repository index", lambda c, h: c.get_model_repository_index(headers=h)))
+
+    def loaded_versions(self, name: str) -> list[int]:
+        """Versions of `name` the server reports READY (from the repository index)."""
+        return sorted(
+            int(m["version"])
+            for m in self.repository_index()
+            if m.get("name") == name and m.get("state") == "READY" and str(m.get("version", "")).isdigit()
+        )

@@ -34,6 +34,7 @@ from seren.errors import ConfigError, SerenError, ServiceError
 from seren.registry.config import Environment, EnvironmentsConfig, load_environments, registry_uri
 from seren.registry.registry import DEFAULT_MODEL, MODEL_DIR, ONNX_DIR, TOKENIZER_DIR, Registry, now, who
 from seren.registry.store import ConflictError, Pointer, file_lock
+from serving.triton import TritonControl as _TritonControl
 
 TRITON_MODELS = ("tokenizer", "scorer", "serengpt")  # the ensemble last
 ENSEMBLE = "serengpt"
@@ -57,63 +58,12 @@ class DeploymentError(ServiceError):
 # ------------------------------------------------------------------------------------------ Triton
 
 
-class TritonControl:
-    """The model-control and health API of a running Triton (HTTP)."""
+class TritonControl(_TritonControl):
+    """serving.triton.TritonControl (the one model-control client; sends the control key) raising
+    DeploymentError, so a failed load rolls the promotion back."""
 
-    def __init__(self, url: str, timeout: float = 300.0) -> None:
-        self.url = url
-        self.timeout = timeout
-
-    @contextlib.contextmanager
-    def _client(self):  # noqa: ANN202 - tritonclient type
-        import tritonclient.http as httpclient
-
-        client = httpclient.InferenceServerClient(self.url, connection_timeout=5.0, network_timeout=self.timeout)
-        try:
-            yield client
-        finally:
-            client.close()  # Triton's shutdown waits for open connections
-
-    def _call(self, what: str, fn: Any) -> Any:
-        from tritonclient.utils import InferenceServerException
-
-        try:
-            with self._client() as c:
-                return fn(c)
-        except InferenceServerException as exc:
-            raise DeploymentError(
-                f"Triton at {self.url} failed to {what}: {' '.join(str(exc.message()).split())[:300]}",
-                "see the Triton log",
-            ) from None
-        except Exception as exc:  # connection refused / reset (gevent, socket errors)
-            raise DeploymentError(
-                f"Triton at {self.url} unreachable while trying to {what} ({type(exc).__name__}: {exc})",
-                "start the environment's Triton (seren serve REPO) or fix its triton_url",
-            ) from None
-
-    def server_ready(self) -> bool:
-        try:
-            return bool(self._call("check readiness", lambda c: c.is_server_ready()))
-        except DeploymentError:
-            return False
-
-    def load(self, name: str) -> None:
-        self._call(f"load {name}", lambda c: c.load_model(name))
-
-    def unload(self, name: str) -> None:
-        self._call(f"unload {name}", lambda c: c.unload_model(name, unload_dependents=True))
-
-    def ready(self, name: str, version: str = "") -> bool:
-        return bool(self._call(f"check {name}", lambda c: c.is_model_ready(name, version)))
-
-    def loaded_versions(self, name: str) -> list[int]:
-        """Versions of `name` the server reports READY (from the repository index)."""
-        index = self._call("read the repository index", lambda c: c.get_model_repository_index())
-        return sorted(
-            int(m["version"])
-            for m in index
-            if m.get("name") == name and m.get("state") == "READY" and str(m.get("version", "")).isdigit()
-        )
+    error = DeploymentError
+    failed = "failed to"
 
 
 # --------------------------------------------------------------------------------------- repository
@@ -271,7 +221,9 @@ def deploy_version(env: Environment, vdir: Path, n: int, smoke_tolerance: float)
             log = seren_home() / "triton" / "logs" / f"verify-{env.name}-{n}.log"
             try:
                 with TritonServer(repo, log_file=log, startup_timeout=120) as server:
-                    info["smoke"] = _load_and_check(TritonControl(server.http_url), n, onnx, tok, smoke_tolerance)
+                    info["smoke"] = _load_and_check(
+                        TritonControl(server.http_url, key=server.control_key), n, onnx, tok, smoke_tolerance
+                    )
             except BaseException:
                 _remove_version(repo, n)
                 raise

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import secrets
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,10 +37,13 @@ def staging_triton(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     base = tmp_path_factory.mktemp("staging_triton")
     repo = base / "model_repository"
     repo.mkdir()
-    with TritonServer(
-        repo, log_file=base / "tritonserver.log", backend_dir=base / "backends", startup_timeout=180
-    ) as srv:
-        yield srv
+    # model control is restricted: the operator shares one key between `seren serve` and `seren promote`
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEREN_TRITON_CONTROL_KEY", secrets.token_urlsafe(24))
+        with TritonServer(
+            repo, log_file=base / "tritonserver.log", backend_dir=base / "backends", startup_timeout=180
+        ) as srv:
+            yield srv
 
 
 @pytest.fixture
