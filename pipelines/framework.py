@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 import yaml
 
-from seren import __version__
+from seren import __version__, progress
 from seren.errors import ConfigError, SerenError, ServiceError
 from seren.io import write_json, write_text
 from seren.paths import seren_home
@@ -363,6 +363,7 @@ class _LogTee(io.TextIOBase):
         self.fh = fh
         self.on_event = on_event
         self._buf = ""
+        self._task = ""
 
     def write(self, s: str) -> int:
         self.fh.write(s)
@@ -374,7 +375,11 @@ class _LogTee(io.TextIOBase):
                 if m := self._done.search(clean):
                     self.on_event("done", m.group(1), m.group(2))
                 elif m := self._start.search(clean):
+                    self._task = m.group(1)
                     self.on_event("start", m.group(1), "")
+                elif (event := progress.parse(clean)) is not None:
+                    # a component's `seren.progress` line: kind "progress", detail "sft 12/144  loss ..  ETA .."
+                    self.on_event("progress", self._task, progress.describe(event))
         return len(s)
 
     def flush(self) -> None:
@@ -451,6 +456,8 @@ def run_local(
     version = pipeline_version()
 
     previous = getattr(local_config.LocalExecutionConfig, "instance", None)
+    previous_env = os.environ.get(progress.ENV)
+    os.environ[progress.ENV] = "1"  # components (subprocesses) print progress lines the tee forwards
     local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
     try:
         with open(log_path, "w") as fh, contextlib.redirect_stdout(_LogTee(fh, on_event)), warnings.catch_warnings():
@@ -463,6 +470,10 @@ def run_local(
                 raise _failure(name, exc, log_path) from None
     finally:
         local_config.LocalExecutionConfig.instance = previous
+        if previous_env is None:
+            os.environ.pop(progress.ENV, None)
+        else:
+            os.environ[progress.ENV] = previous_env
 
     runs = sorted((p for p in root.iterdir() if p.is_dir()), key=lambda p: p.stat().st_mtime)
     run_dir = runs[-1] if runs else root

@@ -78,11 +78,21 @@ def _run(name: str, wanted: dict[str, Any], say: Say) -> dict[str, Any]:
     say(f"\n== pipeline {name} ({', '.join(f'{k}={v}' for k, v in params.items())})")
     t0 = time.monotonic()
 
+    from seren.progress import Display
+
+    line = Display()
+
     def on_event(kind: str, task: str, detail: str) -> None:
-        if kind in ("start", "done", "failed"):
+        if kind == "progress":  # training steps: "sft 12/144  loss 0.41  ETA 3m05s" on one live line
+            line.update(task, detail)
+        elif kind in ("start", "done", "failed"):
+            line.stop()
             say(f"   {kind:6s} {task} {detail}".rstrip())
 
-    res = pipelines.run_local(name, params, on_event=on_event)
+    try:
+        res = pipelines.run_local(name, params, on_event=on_event)
+    finally:
+        line.stop()
     res["seconds"] = round(time.monotonic() - t0, 1)
     say(f"   finished in {res['seconds']} s; run dir {res['run_dir']}")
     return res
@@ -216,8 +226,10 @@ def _served(model_dir: Path, dataset_dir: Path, say: Say) -> Iterator[dict[str, 
     seen = set(ds.interactions["item_id"])
     cands = [i for i in items.index if i not in seen][:4] or list(items.index[:4])
     results: dict[str, Any] = {}
+    from seren.llm.calibration import load_calibration
+
     with TritonServer(repo, models=["serengpt"]) as server:
-        client = SerenClient(server.http_url)
+        client = SerenClient(server.http_url, calibration=load_calibration(model_dir))  # calibrated P(serendipitous)
         for u in users:
             scores = client.score([profiles.loc[u, "profile_text"]] * len(cands), [items.loc[i, "text"] for i in cands])
             results[u] = {i: round(float(s), 4) for i, s in zip(cands, scores, strict=True)}

@@ -66,3 +66,38 @@ def describe(event: dict[str, Any]) -> str:
         m, s = divmod(int(round(eta)), 60)
         parts.append(f"ETA {m}m{s:02d}s")
     return "  ".join(parts)
+
+
+class Display:
+    """One live line on the terminal (stderr) for progress events; on a non-terminal (a CI log) a
+    plain line at most every `every_s` seconds and at the last step."""
+
+    def __init__(self, every_s: float = 30.0) -> None:
+        from rich.console import Console
+
+        self.console = Console(stderr=True)
+        self.every_s = every_s
+        self._status: Any = None
+        self._last: float | None = None
+
+    def update(self, task: str, text: str) -> None:
+        line = f"   {task}: {text}"
+        if self.console.is_terminal:
+            if self._status is None:
+                self._status = self.console.status(line)
+                self._status.start()
+            else:
+                self._status.update(line)
+            return
+        now = time.monotonic()
+        m = re.search(r" (\d+)/(\d+)", text)
+        final = bool(m) and m.group(1) == m.group(2)
+        if final or self._last is None or now - self._last >= self.every_s:
+            self._last = now
+            sys.stderr.write(line + "\n")
+            sys.stderr.flush()
+
+    def stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
