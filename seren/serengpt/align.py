@@ -29,6 +29,7 @@ from seren.serengpt.sft import (
     loss_summary,
     numeric_metrics,
     open_stage,
+    progress_callback,
     read_model_card,
     require_columns,
     stage_training_args,
@@ -111,7 +112,7 @@ def train_preference(
         train_dataset=HFDataset.from_pandas(data[PREF_COLUMNS], preserve_index=False),
         processing_class=tok,
         peft_config=lora_config(lora_r, lora_alpha, model, lora_layers),
-        callbacks=list(callbacks),
+        callbacks=[*callbacks, progress_callback(f"align-{loss}")],
     )
     seconds = fit(trainer, stage, progress)
     hist = trainer.state.log_history
