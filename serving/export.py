@@ -4,6 +4,11 @@ The exported graph is the scoring head, not the LM: input_ids/attention_mask (le
 -> P(Yes) per row, reading only the answer position and the Yes/No rows of the LM head, so the
 served model never computes full-vocabulary logits. Batch and sequence axes are dynamic, and
 that is checked on the written graph rather than trusted.
+
+Next to it, `packed.onnx` is the multi-candidate graph (seren.llm.packed): input_ids and
+segment_ids [batch, sequence] plus answer_index [batch, candidates] -> score [batch, candidates];
+the attention mask and position ids are built inside the graph from the segment ids. A user's
+shared part (system text + profile) is computed once per pack instead of once per candidate.
 """
 
 from __future__ import annotations
@@ -25,8 +30,18 @@ DYNAMIC_AXES: dict[str, dict[int, str]] = {
     "attention_mask": {0: "batch", 1: "sequence"},
     OUTPUT: {0: "batch"},
 }
+PACKED_NAME, PACKED_PLAN = "packed.onnx", "packed.plan"
+PACKED_INPUTS = ("input_ids", "segment_ids", "answer_index")
+PACKED_DYNAMIC_AXES: dict[str, dict[int, str]] = {
+    "input_ids": {0: "batch", 1: "sequence"},
+    "segment_ids": {0: "batch", 1: "sequence"},
+    "answer_index": {0: "batch", 1: "candidates"},
+    OUTPUT: {0: "batch", 1: "candidates"},
+}
 # TensorRT optimisation profile defaults: (min, opt, max) for batch and sequence length.
 DEFAULT_PROFILE = {"batch": (1, 16, 64), "sequence": (8, 192, 512)}
+# Packed graph: a few users' packs per batch, long sequences, up to 256 candidates per row.
+PACKED_PROFILE = {"batch": (1, 2, 8), "sequence": (16, 1024, 2048), "candidates": (1, 24, 256)}
 
 
 def load_scoring_head(model_dir: str | os.PathLike[str]) -> tuple[Any, Any]:
@@ -61,8 +76,10 @@ def export_module_onnx(
     out_path: str | os.PathLike[str],
     opset: int = 17,
     metadata: dict[str, str] | None = None,
+    input_names: tuple[str, ...] = INPUTS,
+    dynamic_axes: dict[str, dict[int, str]] | None = None,
 ) -> Path:
-    """Trace `module(input_ids, attention_mask) -> score[B]` with the legacy exporter; atomic write."""
+    """Trace `module(*inputs) -> score` with the legacy exporter; atomic write, dynamic axes checked."""
     import onnx
     import torch
 
@@ -78,14 +95,14 @@ def export_module_onnx(
                 module,
                 example,
                 str(tmp),
-                input_names=list(INPUTS),
+                input_names=list(input_names),
                 output_names=[OUTPUT],
-                dynamic_axes=DYNAMIC_AXES,
+                dynamic_axes=dynamic_axes or DYNAMIC_AXES,
                 opset_version=opset,
                 do_constant_folding=True,
                 dynamo=False,
             )
-        check_dynamic_axes(tmp)
+        check_dynamic_axes(tmp, dynamic_axes)
         if metadata:
             model = onnx.load(str(tmp))
             for k, v in metadata.items():
@@ -119,14 +136,82 @@ def check_dynamic_axes(onnx_path: str | os.PathLike[str], expected: dict[str, di
     return shapes
 
 
-def export_onnx(model_dir: str | os.PathLike[str], out_path: str | os.PathLike[str], opset: int = 17) -> Path:
-    """Export the scorer of `model_dir` to `out_path` (fp32 ONNX, dynamic batch + sequence)."""
+def _packed_example(tok: Any) -> tuple[Any, Any, Any]:
+    """Two rows: two users' packs of different length (right padding), the second row holding two
+    packs back to back, so the trace covers padding, several candidates and the pack separation."""
+    import torch
+
+    from seren.llm.packed import join_packs, pack_user, split_shared, to_arrays
+    from seren.llm.prompts import build_prompt
+
+    def user(profile: str, items: list[str], max_len: int = 4096) -> list:
+        rows = [list(r) for r in tok([build_prompt(tok, profile, i) for i in items], padding=False)["input_ids"]]
+        shared, tails = split_shared(rows)
+        return pack_user(shared, tails, max_len=min(max_len, len(shared) + 2 * max(len(t) for t in tails)))
+
+    a = user("Reads science fiction and listens to jazz.", ["A cookbook.", "A jazz record, live in Paris."])
+    b = user("Watches documentaries about oceans.", ["A guide to birds of the coast.", "Hiking boots.", "Tea."])
+    pad = tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+    return tuple(torch.from_numpy(x) for x in to_arrays([join_packs(a[:1]), join_packs(b)], int(pad)))  # type: ignore[return-value]
+
+
+def export_onnx(
+    model_dir: str | os.PathLike[str], out_path: str | os.PathLike[str], opset: int = 17, packed: bool = True
+) -> Path:
+    """Export the scorer of `model_dir` to `out_path` (fp32 ONNX, dynamic batch + sequence).
+
+    packed: also write the multi-candidate graph as `packed.onnx` beside it (what the default
+    `serengpt_packed` ensemble serves); registry, validation and the repository builder find it there.
+    """
     from seren.llm.prompts import answer_token_ids
 
     head, tok = load_scoring_head(model_dir)
     yes_id, no_id = answer_token_ids(tok)
     meta = {"seren.yes_id": yes_id, "seren.no_id": no_id, "seren.pad_token_id": tok.pad_token_id, "seren.opset": opset}
-    return export_module_onnx(head, _example_inputs(tok), out_path, opset=opset, metadata=meta)
+    out = export_module_onnx(head, _example_inputs(tok), out_path, opset=opset, metadata=meta)
+    if packed:
+        export_packed_module(head, tok, Path(out_path).with_name(PACKED_NAME), opset=opset, metadata=meta)
+    return out
+
+
+def export_packed_module(
+    head: Any, tok: Any, out_path: str | os.PathLike[str], opset: int = 17, metadata: dict | None = None
+) -> Path:
+    """Trace a ScoringHead's packed form (PackedScoringHead) to `out_path`."""
+    from seren.llm.scorer import PackedScoringHead
+
+    meta = dict(metadata or {}, **{"seren.graph": "packed"})
+    return export_module_onnx(
+        PackedScoringHead(head).eval(),
+        _packed_example(tok),
+        out_path,
+        opset=opset,
+        metadata=meta,
+        input_names=PACKED_INPUTS,
+        dynamic_axes=PACKED_DYNAMIC_AXES,
+    )
+
+
+def export_packed_onnx(model_dir: str | os.PathLike[str], out_path: str | os.PathLike[str], opset: int = 17) -> Path:
+    """Export only the packed multi-candidate scorer of `model_dir` to `out_path`."""
+    from seren.llm.prompts import answer_token_ids
+
+    head, tok = load_scoring_head(model_dir)
+    yes_id, no_id = answer_token_ids(tok)
+    meta = {"seren.yes_id": yes_id, "seren.no_id": no_id, "seren.pad_token_id": tok.pad_token_id, "seren.opset": opset}
+    return export_packed_module(head, tok, out_path, opset=opset, metadata=meta)
+
+
+def packed_sibling(onnx_path: str | os.PathLike[str]) -> Path | None:
+    """The packed graph exported beside a per-pair graph, if there is one."""
+    p = Path(onnx_path).with_name(PACKED_NAME)
+    return p if p.is_file() and p != Path(onnx_path) else None
+
+
+def graph_inputs(onnx_path: str | os.PathLike[str]) -> list[str]:
+    import onnx
+
+    return [v.name for v in onnx.load(str(onnx_path), load_external_data=False).graph.input]
 
 
 def onnx_metadata(onnx_path: str | os.PathLike[str]) -> dict[str, str]:
@@ -152,12 +237,16 @@ def cuda_device_count() -> int:
     return int(n.value)
 
 
-def _profile_triples(profiles: dict[str, tuple[int, int, int]] | None) -> dict[str, tuple[int, int, int]]:
-    prof = dict(DEFAULT_PROFILE, **(profiles or {}))
+def _profile_triples(
+    profiles: dict[str, tuple[int, int, int]] | None, defaults: dict[str, tuple[int, int, int]] | None = None
+) -> dict[str, tuple[int, int, int]]:
+    defaults = defaults or DEFAULT_PROFILE
+    prof = dict(defaults, **(profiles or {}))
     for axis, triple in prof.items():
-        if axis not in DEFAULT_PROFILE or len(triple) != 3 or not (0 < triple[0] <= triple[1] <= triple[2]):
+        if axis not in defaults or len(triple) != 3 or not (0 < triple[0] <= triple[1] <= triple[2]):
             raise ConfigError(
-                f"bad TensorRT profile {axis}={triple}", "give batch/sequence as (min, opt, max), 0 < min <= opt <= max"
+                f"bad TensorRT profile {axis}={triple}",
+                f"give {'/'.join(defaults)} as (min, opt, max), 0 < min <= opt <= max",
             )
     return prof
 
@@ -167,15 +256,23 @@ def build_tensorrt(
     out_path: str | os.PathLike[str],
     fp16: bool = True,
     profiles: dict[str, tuple[int, int, int]] | None = None,
+    packed: bool = True,
 ) -> dict:
     """Build a TensorRT engine (via polygraphy) with batch/sequence optimisation profiles.
 
-    Without a CUDA GPU (or without tensorrt installed) nothing is built and the returned
-    metrics say so: {"status": "skipped: no GPU"} - never a fake success.
+    Works for the per-pair graph and the packed graph (answer_index gets a `candidates` profile).
+    packed: when `packed.onnx` lies beside `onnx_path`, also build `packed.plan` beside `out_path`
+    (reported under "packed"). Without a CUDA GPU (or without tensorrt installed) nothing is built
+    and the returned metrics say so: {"status": "skipped: no GPU"} - never a fake success.
     """
-    prof = _profile_triples(profiles)
+    is_packed = Path(onnx_path).is_file() and "segment_ids" in graph_inputs(onnx_path)
+    prof = _profile_triples(profiles, PACKED_PROFILE if is_packed else DEFAULT_PROFILE)
+    sibling = packed_sibling(onnx_path) if packed and not is_packed else None
     if cuda_device_count() == 0:
-        return {"status": "skipped: no GPU", "fp16": fp16}
+        res: dict[str, Any] = {"status": "skipped: no GPU", "fp16": fp16}
+        if sibling is not None:
+            res["packed"] = {"status": "skipped: no GPU", "fp16": fp16}
+        return res
     try:
         import tensorrt as trt
         from polygraphy.backend.trt import (
@@ -190,8 +287,14 @@ def build_tensorrt(
     t0 = time.perf_counter()
     profile = Profile()
     b, s = prof["batch"], prof["sequence"]
-    for name in INPUTS:
-        profile.add(name, min=(b[0], s[0]), opt=(b[1], s[1]), max=(b[2], s[2]))
+    if is_packed:
+        c = prof["candidates"]
+        for name in ("input_ids", "segment_ids"):
+            profile.add(name, min=(b[0], s[0]), opt=(b[1], s[1]), max=(b[2], s[2]))
+        profile.add("answer_index", min=(b[0], c[0]), opt=(b[1], c[1]), max=(b[2], c[2]))
+    else:
+        for name in INPUTS:
+            profile.add(name, min=(b[0], s[0]), opt=(b[1], s[1]), max=(b[2], s[2]))
     try:
         engine = engine_from_network(
             network_from_onnx_path(str(onnx_path)), config=CreateConfig(fp16=fp16, profiles=[profile])
@@ -204,7 +307,7 @@ def build_tensorrt(
     out = Path(out_path)
     with atomic_path(out, suffix=".plan") as tmp:
         save_engine(engine, str(tmp))
-    return {
+    res = {
         "status": "built",
         "path": str(out),
         "fp16": fp16,
@@ -213,6 +316,9 @@ def build_tensorrt(
         "size_bytes": out.stat().st_size,
         "tensorrt_version": trt.__version__,
     }
+    if sibling is not None:
+        res["packed"] = build_tensorrt(sibling, out.with_name(PACKED_PLAN), fp16=fp16, packed=False)
+    return res
 
 
 def tensorrt_runner(engine_path: str | os.PathLike[str]):  # noqa: ANN201 - polygraphy runner

@@ -8,6 +8,11 @@ text_format, so every field is type-checked by the schema Triton itself parses. 
 - ``cpu``: scorer on Triton's ``onnxruntime_onnx`` platform (production CPU containers),
 - ``gpu``: scorer on ``tensorrt_plan`` (production GPU containers; needs a built engine).
 
+``serengpt_packed`` (the default for nearline) is the multi-candidate path: `packer` (python:
+one user's profile + candidates -> one packed row, seren.llm.packed) -> `packed_scorer`
+(packed.onnx: the shared part once per pack, one score per candidate). It is written next to the
+per-pair ensemble whenever the export holds `packed.onnx` (and `packed.plan` for gpu).
+
 The tokenizer is always a python model: it applies seren's prompt format without transformers
 (the chat template is rendered once here around two placeholders) and must produce exactly the
 ids `SerenScorer.encode` produces; `build_model_repository` checks that before writing.
@@ -16,6 +21,7 @@ ids `SerenScorer.encode` produces; `build_model_repository` checks that before w
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -26,11 +32,15 @@ from tritonclient.grpc import model_config_pb2 as mc
 
 from seren.errors import ConfigError, SerenError
 from seren.io import atomic_dir, write_json, write_text
+from serving.export import PACKED_PLAN, packed_sibling
 from serving.triton_models.tokenizer.model import RELATION_FILE, load_candidate_block
 
+log = logging.getLogger(__name__)
 Target = Literal["local", "cpu", "gpu"]
 TARGETS: tuple[str, ...] = ("local", "cpu", "gpu")
 ENSEMBLE, TOKENIZER, SCORER = "serengpt", "tokenizer", "scorer"
+PACKED_ENSEMBLE, PACKER, PACKED_SCORER = "serengpt_packed", "packer", "packed_scorer"
+PACKED_SOURCE = Path(__file__).resolve().parent.parent / "seren" / "llm" / "packed.py"
 MODEL_CODE = Path(__file__).resolve().parent / "triton_models"
 _P_MARK, _I_MARK = "\x00SEREN_PROFILE\x00", "\x00SEREN_ITEM\x00"
 # Texts that exercise stripping, braces, newlines and non-ASCII when checking the rendered template.
@@ -181,6 +191,88 @@ def ensemble_config(max_batch_size: int = 64, versions: int = 1) -> mc.ModelConf
     return cfg
 
 
+def packer_config(
+    versions: int = 1,
+    instances: int = 1,
+    max_batch_size: int = 16,
+    max_len: int = 2048,
+    pad_to_multiple_of: int = 1,
+    slots_multiple_of: int = 1,
+) -> mc.ModelConfig:
+    """Per request row one user: PROFILE_TEXT [1], ITEM_TEXT [C] -> one packed row."""
+    cfg = mc.ModelConfig(name=PACKER, backend="python")
+    _common(cfg, max_batch_size, versions)
+    _tensor(cfg.input.add(), "PROFILE_TEXT", mc.TYPE_STRING, [1])
+    _tensor(cfg.input.add(), "ITEM_TEXT", mc.TYPE_STRING, [-1])
+    for name in ("INPUT_IDS", "SEGMENT_IDS", "ANSWER_INDEX"):
+        _tensor(cfg.output.add(), name, mc.TYPE_INT64, [-1])
+    cfg.instance_group.add(kind=mc.ModelInstanceGroup.KIND_CPU, count=instances)
+    cfg.parameters["max_len"].string_value = str(max_len)
+    cfg.parameters["pad_to_multiple_of"].string_value = str(pad_to_multiple_of)
+    cfg.parameters["slots_multiple_of"].string_value = str(slots_multiple_of)
+    return cfg
+
+
+def packed_scorer_config(
+    target: Target,
+    max_batch_size: int = 16,
+    queue_delay_us: int = 2000,
+    versions: int = 1,
+    instances: int = 1,
+    pad_token_id: int = 0,
+    intra_op_threads: int = 0,
+    max_tokens: int = 2048,
+) -> mc.ModelConfig:
+    """The packed graph; the dynamic batcher groups users' rows (ragged on the python scorer, which
+    re-packs them; equal shapes only on onnxruntime/TensorRT, hence the packer's rounding there)."""
+    if target not in TARGETS:
+        raise ConfigError(f"unknown serving target {target!r}", f"use one of {', '.join(TARGETS)}")
+    cfg = mc.ModelConfig(name=PACKED_SCORER)
+    if target == "local":
+        cfg.backend = "python"
+    elif target == "cpu":
+        cfg.platform = "onnxruntime_onnx"
+        cfg.default_model_filename = "model.onnx"
+    else:
+        cfg.platform = "tensorrt_plan"
+        cfg.default_model_filename = "model.plan"
+    _common(cfg, max_batch_size, versions)
+    for name in ("input_ids", "segment_ids", "answer_index"):
+        inp = _tensor(cfg.input.add(), name, mc.TYPE_INT64, [-1])
+        inp.allow_ragged_batch = target == "local"
+    _tensor(cfg.output.add(), "score", mc.TYPE_FP32, [-1])
+    db = cfg.dynamic_batching
+    db.max_queue_delay_microseconds = queue_delay_us
+    kind = mc.ModelInstanceGroup.KIND_GPU if target == "gpu" else mc.ModelInstanceGroup.KIND_CPU
+    cfg.instance_group.add(kind=kind, count=instances)
+    cfg.parameters["pad_token_id"].string_value = str(pad_token_id)
+    if target == "local":
+        cfg.parameters["intra_op_num_threads"].string_value = str(intra_op_threads)
+        cfg.parameters["max_tokens"].string_value = str(max_tokens)
+    elif target == "cpu" and intra_op_threads:
+        cfg.parameters["intra_op_thread_count"].string_value = str(intra_op_threads)
+    return cfg
+
+
+def packed_ensemble_config(max_batch_size: int = 16, versions: int = 1) -> mc.ModelConfig:
+    """serengpt_packed: a request row is one user (PROFILE_TEXT [1], ITEM_TEXT [C]) -> SCORE [C]."""
+    cfg = mc.ModelConfig(name=PACKED_ENSEMBLE, platform="ensemble")
+    _common(cfg, max_batch_size, versions)
+    _tensor(cfg.input.add(), "PROFILE_TEXT", mc.TYPE_STRING, [1])
+    _tensor(cfg.input.add(), "ITEM_TEXT", mc.TYPE_STRING, [-1])
+    _tensor(cfg.output.add(), "SCORE", mc.TYPE_FP32, [-1])
+    pk = cfg.ensemble_scheduling.step.add(model_name=PACKER, model_version=-1)
+    pk.input_map["PROFILE_TEXT"] = "PROFILE_TEXT"
+    pk.input_map["ITEM_TEXT"] = "ITEM_TEXT"
+    for out, inner in (("INPUT_IDS", "input_ids"), ("SEGMENT_IDS", "segment_ids"), ("ANSWER_INDEX", "answer_index")):
+        pk.output_map[out] = f"_{inner}"
+    sc = cfg.ensemble_scheduling.step.add(model_name=PACKED_SCORER, model_version=-1)
+    for inner in ("input_ids", "segment_ids", "answer_index"):
+        sc.input_map[inner] = f"_{inner}"
+    sc.output_map["score"] = "SCORE"
+    return cfg
+
+
 def write_config(cfg: mc.ModelConfig, model_dir: str | os.PathLike[str]) -> Path:
     return write_text(Path(model_dir) / "config.pbtxt", text_format.MessageToString(cfg))
 
@@ -194,10 +286,20 @@ def read_config(model_dir: str | os.PathLike[str]) -> mc.ModelConfig:
 # -- repository ---------------------------------------------------------------------------------------
 
 
+_FICLONE = 0x40049409  # linux/fs.h: share the blocks copy-on-write (btrfs, xfs); EOPNOTSUPP elsewhere
+
+
 def _place(src: Path, dst: Path) -> None:
-    """Hard-link big weights when on the same filesystem, copy otherwise."""
+    """An independent copy of the weights: a reflink where the filesystem has them, else a full copy.
+
+    Never a hard link: the source is usually a registry version, and a served file damaged in
+    place would damage the immutable version with it."""
+    import fcntl
+
     try:
-        os.link(src, dst)
+        with open(src, "rb") as fin, open(dst, "wb") as fout:
+            fcntl.ioctl(fout.fileno(), _FICLONE, fin.fileno())
+        shutil.copystat(src, dst)
     except OSError:
         shutil.copy2(src, dst)
 
@@ -208,6 +310,47 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# ensemble (holds <v>/manifest.json with scorer_sha256) -> the model whose weights it records
+_RECORDED = {ENSEMBLE: SCORER, "serengpt_packed": "packed_scorer"}
+
+
+def verify_repository(repo: str | os.PathLike[str], models: list[str] | None = None) -> int:
+    """Re-hash the served weights of every version against the scorer_sha256 its ensemble manifest
+    recorded at build time; raise a one-line DataError on any difference or missing record.
+
+    Called before Triton loads (TritonServer.start/load, promotion) so modified weights are refused,
+    never served. `models`: only the ensembles/scorers among these (default all). Returns the
+    number of files checked."""
+    import json
+
+    from seren.errors import DataError
+
+    repo = Path(repo)
+    fix = "rebuild the version from the registry (seren promote / build_model_repository); never edit served files"
+    checked = 0
+    for ens, scorer in _RECORDED.items():
+        if models is not None and not ({ens, scorer} & set(models)):
+            continue
+        sdir = repo / scorer
+        versions = sorted(p.name for p in sdir.iterdir() if p.is_dir() and p.name.isdigit()) if sdir.is_dir() else []
+        for v in versions:
+            mpath = repo / ens / v / "manifest.json"
+            try:
+                man = json.loads(mpath.read_text())
+                want, target = man["scorer_sha256"], man.get("target", "local")
+            except (OSError, ValueError, KeyError, TypeError):
+                raise DataError(f"{mpath} is missing or unreadable: no recorded hash for {scorer} v{v}", fix) from None
+            weights = sdir / v / ("model.plan" if target == "gpu" else "model.onnx")
+            if not weights.is_file() or _sha256(weights) != want:
+                raise DataError(
+                    f"model repository {repo}: {scorer}/{v}/{weights.name} does not match the scorer_sha256 "
+                    f"recorded in {ens}/{v}/manifest.json (the served weights were modified); refusing to load",
+                    fix,
+                )
+            checked += 1
+    return checked
 
 
 def check_encoder(tokenizer: Any, tokenizer_dir: str | os.PathLike[str], spec: dict) -> None:
@@ -254,8 +397,13 @@ def build_model_repository(
     instances: int = 1,
     versions_kept: int = 1,
     intra_op_threads: int = 0,
+    packed_onnx: str | os.PathLike[str] | None = None,
+    max_len: int = 2048,
 ) -> Path:
     """Write tokenizer/, scorer/ and serengpt/ (each with config.pbtxt and `version`/) under out_dir.
+
+    With a packed graph (`packed_onnx`, default: `packed.onnx` beside onnx_path) also packer/,
+    packed_scorer/ and serengpt_packed/; `max_len` is the packer's pack length limit.
 
     Other versions already in out_dir are kept (the version policy serves the newest
     `versions_kept`); this version's directories are replaced atomically.
@@ -322,4 +470,83 @@ def build_model_repository(
             },
         )
     write_config(ensemble_config(max_batch_size, versions_kept), ens_dir)
+    packed = Path(packed_onnx) if packed_onnx is not None else packed_sibling(onnx_path)
+    if packed is not None and target == "gpu" and not Path(engine_path).with_name(PACKED_PLAN).is_file():  # type: ignore[arg-type]
+        log.warning("gpu target: no packed.plan beside %s; serengpt_packed not written (per-pair only)", engine_path)
+        packed = None
+    if packed is not None:
+        write_packed(
+            packed,
+            tokenizer_dir,
+            spec,
+            out,
+            target,
+            version,
+            engine_path,
+            versions_kept,
+            instances,
+            intra_op_threads,
+            max_len,
+        )
     return out
+
+
+def write_packed(
+    packed_onnx: Path,
+    tokenizer_dir: Path,
+    spec: dict,
+    out: Path,
+    target: Target,
+    version: int,
+    engine_path: str | os.PathLike[str] | None = None,
+    versions_kept: int = 1,
+    instances: int = 1,
+    intra_op_threads: int = 0,
+    max_len: int = 2048,
+    max_batch_size: int = 16,
+) -> None:
+    """packer/, packed_scorer/ and serengpt_packed/ for `version` (gpu: packed.plan beside the engine)."""
+    if not packed_onnx.is_file():
+        raise ConfigError(f"packed ONNX model {packed_onnx} not found", "export it with serving.export.export_onnx")
+    plan = Path(engine_path).with_name(PACKED_PLAN) if engine_path is not None else None
+    if target == "gpu" and (plan is None or not plan.is_file()):
+        raise ConfigError(
+            "the gpu target needs a TensorRT engine of the packed graph (packed.plan beside model.plan)",
+            "build it with serving.export.build_tensorrt on a GPU machine",
+        )
+    v = str(version)
+    with atomic_dir(out / PACKER / v) as tmp:
+        shutil.copy2(MODEL_CODE / "packer" / "model.py", tmp / "model.py")
+        shutil.copy2(MODEL_CODE / "tokenizer" / "model.py", tmp / "encoder.py")
+        shutil.copy2(PACKED_SOURCE, tmp / "packed.py")
+        shutil.copy2(tokenizer_dir / "tokenizer.json", tmp / "tokenizer.json")
+        shutil.copy2(RELATION_SOURCE, tmp / RELATION_FILE)
+        write_json(tmp / "prompt.json", dict(spec, pad_to_multiple_of=1))
+    rounding = (1, 1) if target == "local" else (64, 8)  # fixed-shape backends batch equal shapes only
+    write_config(packer_config(versions_kept, instances, max_batch_size, max_len, *rounding), out / PACKER)
+    with atomic_dir(out / PACKED_SCORER / v) as tmp:
+        if target == "local":
+            shutil.copy2(MODEL_CODE / "packed_scorer" / "model.py", tmp / "model.py")
+            shutil.copy2(PACKED_SOURCE, tmp / "packed.py")
+        if target in ("local", "cpu"):
+            _place(packed_onnx, tmp / "model.onnx")
+        else:
+            _place(plan, tmp / "model.plan")  # type: ignore[arg-type]
+    cfg = packed_scorer_config(
+        target, max_batch_size, 2000, versions_kept, instances, spec["pad_token_id"], intra_op_threads, max_len
+    )
+    write_config(cfg, out / PACKED_SCORER)
+    weights = packed_onnx if target != "gpu" else plan
+    with atomic_dir(out / PACKED_ENSEMBLE / v) as tmp:
+        write_json(
+            tmp / "manifest.json",
+            {
+                "target": target,
+                "version": version,
+                "scorer_file": weights.name,  # type: ignore[union-attr]
+                "scorer_sha256": _sha256(weights),  # type: ignore[arg-type]
+                "tokenizer_dir": str(tokenizer_dir),
+                "max_len": max_len,
+            },
+        )
+    write_config(packed_ensemble_config(max_batch_size, versions_kept), out / PACKED_ENSEMBLE)

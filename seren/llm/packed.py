@@ -125,6 +125,39 @@ def join_packs(packs: Sequence[Pack]) -> Pack:
     return row
 
 
+def split_row(input_ids: Sequence[int], segment_ids: Sequence[int], answer_index: Sequence[int]) -> list[Pack]:
+    """Inverse of join_packs for one (padded) row: its packs, `candidates` = slot indices in the row.
+
+    Answer slots beyond the row's highest candidate segment are padding and are dropped.
+    """
+    seg = [int(s) for s in segment_ids]
+    end = len(seg)
+    while end and seg[end - 1] == PAD_SEGMENT:
+        end -= 1
+    if not end or seg[0] >= 0:
+        raise PackError("a packed row must start with its shared part (segment id < 0)", "build rows with join_packs")
+    starts = [t for t in range(end) if seg[t] < 0 and (t == 0 or seg[t - 1] != seg[t])]
+    n_slots = max(seg[:end])
+    if n_slots < 1:
+        raise PackError("a packed row holds no candidate", "pass at least one candidate item")
+    packs = [Pack() for _ in starts]
+    bounds = list(zip(starts, starts[1:] + [end], strict=True))
+    for p, (a, b) in zip(packs, bounds, strict=True):
+        p.input_ids = [int(t) for t in input_ids[a:b]]
+    first_slot: list[int] = []
+    for p, (a, b) in zip(packs, bounds, strict=True):
+        cands = [s for s in seg[a:b] if s > 0]
+        lo = min(cands) if cands else 1
+        first_slot.append(lo)
+        p.segment_ids = [-1 if s < 0 else s - lo + 1 for s in seg[a:b]]
+    for j in range(n_slots):
+        t = int(answer_index[j])
+        k = max(i for i, (a, _) in enumerate(bounds) if a <= t)
+        packs[k].answer_index.append(t - bounds[k][0])
+        packs[k].candidates.append(j)
+    return [p for p in packs if p.candidates]
+
+
 def _round_up(n: int, k: int) -> int:
     return -(-n // max(1, k)) * max(1, k)
 
