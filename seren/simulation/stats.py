@@ -79,3 +79,10 @@ def lift_table(
                 row.update(paired_lift((num, den), per_user[base][m], n_boot, seed))
             out[arm][m] = row
     return out
+
+
+def paired_diff(arm: np.ndarray, base: np.ndarray, n_boot: int = 1000, seed: int = 0) -> dict[str, float]:
+    """Mean per-user difference arm - base with a 95% paired bootstrap interval (for metrics whose
+    base is ~0, where a relative lift is undefined)."""
+    d = np.asarray(arm, dtype=float) - np.asarray(base, dtype=float)
+    return {k.replace("mean", "diff"): v for k, v in mean_ci(d, n_boot, seed).items()}
