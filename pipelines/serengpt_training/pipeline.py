@@ -21,6 +21,7 @@ from components.deploy.component import deploy_model
 from components.distill.component import distill
 from components.evaluate.component import evaluate
 from components.export.component import export_scorer
+from components.human_agreement.component import human_agreement
 from components.labeling.component import label_data
 from components.profiles.component import cognition_profiles
 from components.register.component import register_model
@@ -80,10 +81,14 @@ def pipeline(
     lora_layers: int = 0,
     registry: str = "",
     environments: str = "",
+    human_dir: str = "",
+    human_movies_dir: str = "",
 ) -> Outputs:
     """base_model: 'smollm2' or a HF causal-LM dir; loss: ipo | dpo; teacher: none | local | openai;
     max_examples: 0 = every SFT example; batch_size / pref_batch_size: SFT examples / preference pairs
-    per step (a pair costs ~4 forwards); lora_layers: LoRA on the top N blocks only (0 = all)."""
+    per step (a pair costs ~4 forwards); lora_layers: LoRA on the top N blocks only (0 = all);
+    human_dir: a Serendipity-2018 survey (folder or answers.csv; '' = skip) whose judgments the shipped
+    model is compared with (human agreement step), joined with the MovieLens folder human_movies_dir."""
     feats = features(
         source=source,
         path=path,
@@ -142,6 +147,14 @@ def pipeline(
         aligned_name="SFT+alignment",
         seed=seed,
     ).set_display_name("evaluate (ablation, alignment gate, calibration)")
+    with dsl.If(human_dir != "", name="human-set-given"):
+        human_agreement(
+            model=ev.outputs["model"],
+            human_dir=human_dir,
+            movies_dir=human_movies_dir,
+            base_model=base_model,
+            seed=seed,
+        ).set_display_name("human agreement (survey)")
     exp = export_scorer(model=ev.outputs["model"]).set_display_name("export (ONNX + TensorRT)")
     val = validate_scorer(
         model=ev.outputs["model"],

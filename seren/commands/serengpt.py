@@ -49,9 +49,25 @@ def train(
     force: bool = typer.Option(
         False, "--force", help="Write into --out even when it is a non-empty directory that is not a training run."
     ),
+    lora_layers: int = typer.Option(None, "--lora-layers", min=1, help="LoRA on the top N decoder blocks only."),
+    lora_r: int = typer.Option(None, "--lora-r", min=1, help="LoRA rank (default 8)."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="SFT examples per step (default 8)."),
+    pref_batch_size: int = typer.Option(None, "--pref-batch-size", min=1, help="Preference pairs per step."),
+    sft_lr: float = typer.Option(None, "--sft-lr", min=0.0, help="SFT learning rate (default 5e-4)."),
+    pref_lr: float = typer.Option(None, "--pref-lr", min=0.0, help="Preference learning rate (default 2e-4)."),
+    beta: float = typer.Option(None, "--beta", min=0.0, help="IPO/DPO beta (default 0.1)."),
+    threads: int = typer.Option(None, "--threads", min=1, help="torch intra-op threads (default: torch's)."),
+    human: Path = typer.Option(
+        None, "--human", help="Serendipity-2018 survey dir/answers.csv: its judgments join training as human labels."
+    ),
+    movies: Path = typer.Option(
+        None, "--movies", help="With --human: MovieLens folder the survey's movieIds join (default: the dataset)."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Profiles -> labels -> LoRA SFT -> IPO/DPO -> ablation on held-out users; resumable."""
+    """Profiles -> labels (+ human survey labels) -> LoRA SFT -> IPO/DPO -> ablation on held-out users; resumable.
+
+    Progress goes to stderr, so --json keeps stdout clean without hiding it."""
     from seren.serengpt.train import TrainConfig, train_serengpt
 
     if loss not in ("ipo", "dpo"):
@@ -59,7 +75,26 @@ def train(
     if not data.is_dir():
         raise DataError(f"dataset directory {data} does not exist", "run `seren data generate --out DIR` first")
     _check_run_dir(out, force)
-    cfg = TrainConfig(base_model=base_model, loss=loss, seed=seed, ablation=not no_eval, progress=not as_json)
+    cfg = TrainConfig(base_model=base_model, loss=loss, seed=seed, ablation=not no_eval, progress=True)
+    for name, value in (
+        ("lora_layers", lora_layers),
+        ("lora_r", lora_r),
+        ("batch_size", batch_size),
+        ("pref_batch_size", pref_batch_size),
+        ("sft_lr", sft_lr),
+        ("pref_lr", pref_lr),
+        ("beta", beta),
+        ("threads", threads),
+    ):
+        if value is not None:
+            setattr(cfg, name, value)
+    if human is not None:
+        from seren.data.survey import survey_path
+
+        if not survey_path(human).is_file():
+            raise DataError(f"survey file {survey_path(human)} does not exist", "pass the folder holding answers.csv")
+        cfg.human = str(human)
+        cfg.human_movies = str(movies) if movies else None
     if compare_dpo and loss != "dpo":
         cfg.compare_losses = ("dpo",)
     if max_steps is not None:
@@ -126,9 +161,22 @@ def evaluate(
     data: Path = typer.Option(None, "--data", help="Dataset dir for the popularity / heuristic baselines."),
     base_model: str = typer.Option(None, "--base-model", help="Zero-shot row: base model name or dir ('' to skip)."),
     out: Path = typer.Option(None, "--out", help="Where to write ablation.json/.md/.html (default: <run>/eval)."),
+    human: Path = typer.Option(
+        None, "--human", help="Serendipity-2018 survey dir/answers.csv: agreement with human judgments instead."
+    ),
+    movies: Path = typer.Option(
+        None, "--movies", help="With --human: the ml-latest(-small) folder the survey's movieIds join."
+    ),
+    token_budget: int = typer.Option(None, "--token-budget", min=8, help="With --human: override the cards' budget."),
+    n_boot: int = typer.Option(1000, "--n-boot", min=10, help="With --human: bootstrap resamples of users."),
+    definition: str = typer.Option("any", "--definition", help="With --human: any | strict | motivational | a flag."),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Ablation table on held-out users: baselines, zero-shot base LLM and the given models."""
+    """Ablation table on held-out users (baselines, zero-shot, the given models), or with --human the
+    agreement with people's serendipity judgments (leave-one-out profiles, bootstrap intervals)."""
+    if human is not None:
+        _evaluate_human(run, model, base_model, human, movies, out, token_budget, n_boot, definition, as_json)
+        return
     from seren.data.dataset import load_dataset
     from seren.serengpt.evaluate import run_ablation, write_ablation
     from seren.serengpt.labeling import TrainingData
@@ -165,6 +213,60 @@ def evaluate(
     emit(payload, as_json, md)
 
 
+def _evaluate_human(
+    run: Path | None,
+    model: Path | None,
+    base_model: str | None,
+    human: Path,
+    movies: Path | None,
+    out: Path | None,
+    token_budget: int | None,
+    n_boot: int,
+    definition: str,
+    as_json: bool,
+) -> None:
+    from seren.data.movielens import load_movielens
+    from seren.data.survey import load_survey, survey_path
+    from seren.serengpt.human import card_section, evaluate_human, write_human
+    from seren.serengpt.sft import CARD_JSON, update_model_card
+
+    if movies is None:
+        raise ConfigError("--human needs --movies", "pass the ml-latest-small folder the survey's movieIds join")
+    if not survey_path(human).is_file():
+        raise DataError(f"survey file {survey_path(human)} does not exist", "pass the folder holding answers.csv")
+    models: dict[str, str] = {}
+    if base_model:
+        models["zero-shot base LLM"] = base_model
+    if run is not None:
+        models["SerenGPT"] = _load_run(run)["model_dir"]
+    if model is not None:
+        models["SerenGPT" if "SerenGPT" not in models else str(model)] = str(model)
+    if not models:
+        raise ConfigError("nothing to judge against the survey", "pass --model DIR, --run DIR or --base-model NAME")
+    out = out or (Path(models[list(models)[-1]]).parent / "human" if model or run else Path("human-agreement"))
+    catalogue = load_movielens(movies)
+    survey = load_survey(human, catalogue, definition)
+    _err.print(
+        f"survey: {survey.report['n_labels']} judgments of {survey.report['n_users']} users "
+        f"({survey.report['n_without_movie']} rows without a movie dropped)"
+    )
+    results, md, per_row = evaluate_human(
+        survey,
+        catalogue,
+        models,
+        token_budget=token_budget,
+        n_boot=n_boot,
+        progress=True,
+        on_row=lambda name, secs: _err.print(f"[bold]{name}[/bold] scored in {secs:.0f}s"),
+    )
+    paths = write_human(results, md, out, per_row)
+    last = list(models)[-1]
+    target = Path(models[last])
+    if (target / CARD_JSON).is_file():  # the model under test carries its human agreement in its card
+        update_model_card(target, human_agreement=card_section(results, last), human_agreement_markdown=md)
+    emit({**results, "paths": {k: str(v) for k, v in paths.items()}}, as_json, md)
+
+
 @app.command()
 def score(
     model: Path = typer.Option(..., "--model", help="SerenGPT model directory (or 'smollm2' for zero-shot)."),
@@ -172,13 +274,24 @@ def score(
     items: str = typer.Option(..., "--items", help="Comma-separated candidate item ids."),
     data: Path = typer.Option(None, "--data", help="Dataset dir (default: the one the model was trained on)."),
     token_budget: int = typer.Option(None, "--token-budget", help="Profile token budget (default: as in training)."),
+    history: str = typer.Option(
+        None, "--history", help="Comma-separated item ids: build the profile from these of the user's events only."
+    ),
+    exclude: str = typer.Option(
+        None, "--exclude", help="Comma-separated item ids left out of the profile ('candidates': the --items)."
+    ),
     as_json: bool = JsonOpt,
 ) -> None:
-    """P(serendipitous) of each candidate for a user, with the profile built from the dataset."""
+    """P(serendipitous) of each candidate for a user, with the profile built from the dataset
+    (whole history, an explicit --history, or without the --exclude items)."""
     from seren.serengpt.evaluate import score_user_items
 
     ids = [i.strip() for i in items.split(",") if i.strip()]
-    rows, profile = score_user_items(model, user, ids, data, token_budget)
+    hist = [i.strip() for i in history.split(",") if i.strip()] if history is not None else None
+    excl = [i.strip() for i in exclude.split(",") if i.strip()] if exclude is not None else None
+    if excl == ["candidates"]:
+        excl = ids
+    rows, profile = score_user_items(model, user, ids, data, token_budget, history=hist, exclude=excl)
     payload = {"user_id": user, "profile_text": profile, "scores": rows}
     width = max(len(r["item_id"]) for r in rows)
     human = "\n".join(f"{r['item_id']:<{width}}  {r['score']:.4f}  {r['title']}" for r in rows)

@@ -153,6 +153,8 @@ def train_preference(
         },
         "train_metrics": {"sft": sft_card.get("train_metrics", {}), "preference": metrics},
     }
+    if sft_card.get("prompt"):  # the prompt recipe is the SFT model's: alignment keeps the prompt
+        card["prompt"] = sft_card["prompt"]
     # the SFT loss curve is already in the SFT card; keep this card readable
     card["train_metrics"]["sft"] = {k: v for k, v in card["train_metrics"]["sft"].items() if not k.endswith("_curve")}
     return finish_stage(trainer, tok, stage, card)

@@ -272,7 +272,7 @@ def render_card(card: dict[str, Any]) -> str:
     for key in ("parent_model", "created", "seren_version"):
         if card.get(key):
             lines.append(f"- {key.replace('_', ' ')}: `{card[key]}`")
-    for section in ("source", "data", "hyperparameters", "train_metrics", "metrics"):
+    for section in ("prompt", "source", "data", "hyperparameters", "train_metrics", "metrics"):
         body = card.get(section)
         if not body:
             continue
@@ -283,6 +283,8 @@ def render_card(card: dict[str, Any]) -> str:
                     lines.append(f"| {k}.{k2} | {_fmt(v2)} |")
             else:
                 lines.append(f"| {k} | {_fmt(v)} |")
+    if card.get("human_agreement_markdown"):
+        lines += ["", str(card["human_agreement_markdown"]).rstrip()]
     lines += [
         "",
         "## Intended use",
@@ -467,6 +469,7 @@ def train_sft(
     progress: bool = True,
     callbacks: Sequence[Any] = (),
     lora_layers: int | None = None,
+    prompt: dict[str, Any] | None = None,
     hidden_cache: bool = True,
 ) -> Path:
     """LoRA SFT with completion-only loss; returns the merged model dir (`out_dir/model`).
@@ -474,6 +477,9 @@ def train_sft(
     With `lora_layers` (LoRA on the top blocks only) and `hidden_cache`, the frozen lower blocks
     run once per example and training runs the top blocks from their cached output
     (seren.serengpt.cached: same loss curve, fewer FLOPs per step).
+
+    `prompt` is the prompt recipe of the training data (`seren.serengpt.recipe`), recorded in
+    the card so every entry point rebuilds the same prompt.
 
     `train_df` has `prompt` and `completion` (and `label` for balanced subsampling) as built by
     `seren.serengpt.labeling.build_training_data`.
@@ -547,6 +553,8 @@ def train_sft(
             **getattr(trainer, "cache_info", {}),
         },
     }
+    if prompt:
+        card["prompt"] = prompt
     return finish_stage(trainer, tok, stage, card)
 
 
@@ -601,5 +609,6 @@ def distill_artifact(
     from seren.serengpt.labeling import TrainingData
 
     td = TrainingData.load(training_data_dir)
+    params.setdefault("prompt", td.metrics.get("prompt"))
     card = train_and_publish(lambda work: train_sft(base_model, td.sft_train, work, **params), model_out)
     return numeric_metrics({"data": card.get("data", {}), **card.get("train_metrics", {})})
