@@ -218,6 +218,8 @@ class TritonServer:
                 f"model repository {self.model_repo} does not exist",
                 "build it with serving.model_repository.build_model_repository",
             )
+        if self.models:
+            self.verify(self.models)  # modified weights are refused before the server reads them
         cmd = self.command()
         self.log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_file, "wb") as log:
@@ -305,8 +307,15 @@ class TritonServer:
         """The model-control client of this server (sends its key)."""
         return TritonControl(self.http_url, key=self.control_key, log_file=self.log_file)
 
+    def verify(self, models: list[str]) -> None:
+        """The recorded weight hashes of `models` in this repository (serving.model_repository.verify_repository)."""
+        from serving.model_repository import verify_repository
+
+        verify_repository(self.model_repo, models)
+
     def load(self, name: str) -> None:
-        """Load (or reload) a model through the model-control API; raise ServiceError with Triton's reason."""
+        """Verify the weights, then load (or reload) through the model-control API; ServiceError with Triton's reason."""
+        self.verify([name])
         self.control().load(name)
 
     def unload(self, name: str, unload_dependents: bool = True) -> None:

@@ -151,7 +151,12 @@ def _local_triton_available() -> str | None:
     return None
 
 
-def _load_and_check(control: TritonControl, n: int, onnx: Path, tok: Path, tolerance: float) -> dict[str, Any]:
+def _load_and_check(
+    control: TritonControl, n: int, onnx: Path, tok: Path, tolerance: float, repo: Path
+) -> dict[str, Any]:
+    from serving.model_repository import verify_repository
+
+    verify_repository(repo)  # the weights Triton is about to read (per-pair and packed) are the recorded ones
     control.load(ENSEMBLE)  # (re)loads the composing tokenizer and scorer too; checked below
     for m in TRITON_MODELS:
         loaded = control.loaded_versions(m)
@@ -166,6 +171,9 @@ def _restore(control: TritonControl, repo: Path) -> dict[str, Any]:
     """After removing a failed version: reload what is left (or unload when nothing is)."""
     left = triton_versions(repo)
     if left:
+        from serving.model_repository import verify_repository
+
+        verify_repository(repo)
         control.load(ENSEMBLE)
         return {"serving_triton_version": left[-1], "ready": control.ready(ENSEMBLE)}
     with contextlib.suppress(DeploymentError):
@@ -198,7 +206,7 @@ def deploy_version(env: Environment, vdir: Path, n: int, smoke_tolerance: float)
     if env.triton_url:
         control = TritonControl(env.triton_url)
         try:
-            info["smoke"] = _load_and_check(control, n, onnx, tok, smoke_tolerance)
+            info["smoke"] = _load_and_check(control, n, onnx, tok, smoke_tolerance, repo)
         except BaseException as exc:
             _remove_version(repo, n)
             try:
@@ -222,7 +230,7 @@ def deploy_version(env: Environment, vdir: Path, n: int, smoke_tolerance: float)
             try:
                 with TritonServer(repo, log_file=log, startup_timeout=120) as server:
                     info["smoke"] = _load_and_check(
-                        TritonControl(server.http_url, key=server.control_key), n, onnx, tok, smoke_tolerance
+                        TritonControl(server.http_url, key=server.control_key), n, onnx, tok, smoke_tolerance, repo
                     )
             except BaseException:
                 _remove_version(repo, n)

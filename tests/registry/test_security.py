@@ -155,3 +155,40 @@ def test_audit_log_torn_last_line_is_skipped_then_cut_and_corrupt_line_is_named(
     with pytest.raises(DataError, match="line 2 is corrupt") as err:
         be.read_audit()
     assert str(path) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_served_weights_are_copies_and_a_flipped_byte_is_refused_not_served(
+    tmp_path: Path, tiny_model_dir: Path, const_onnx, envs_file
+) -> None:
+    """Issue 16 (3): an environment's repository holds its own copy of the registry's ONNX (damaging it
+    leaves the version intact), and weights that no longer match the recorded scorer_sha256 are refused
+    before Triton reads them (start with --load-model, the launcher's load, a promotion's load)."""
+    from serving.model_repository import verify_repository
+    from serving.triton import TritonServer
+
+    reg = Registry(tmp_path / "registry")
+    _register(reg, tiny_model_dir, const_onnx)
+    promote("serengpt", 1, "dev", environments=str(envs_file(registry=tmp_path / "registry")))
+    repo = tmp_path / "envs" / "dev"
+    served = repo / "scorer" / "1" / "model.onnx"
+    stored = tmp_path / "registry" / "serengpt" / "versions" / "1" / "onnx" / "model.onnx"
+    assert served.read_bytes() == stored.read_bytes()
+    assert served.stat().st_nlink == 1 and served.stat().st_ino != stored.stat().st_ino
+    assert verify_repository(repo) == 1
+
+    data = bytearray(served.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    served.write_bytes(bytes(data))
+    reg.verify("serengpt", 1)  # the registry version is untouched
+    with pytest.raises(DataError, match=r"scorer/1/model.onnx does not match the scorer_sha256") as err:
+        verify_repository(repo, ["serengpt"])
+    assert "\n" not in err.value.line() and "Fix:" in err.value.line()
+    server = TritonServer(repo, models=["serengpt"], log_file=tmp_path / "log.txt")
+    with pytest.raises(DataError, match="refusing to load"):
+        server.start()
+    assert server.proc is None and not (tmp_path / "log.txt").exists()  # never started
+    with pytest.raises(DataError, match="refusing to load"):
+        TritonServer(repo).load("serengpt")  # refused before any request is sent
+    (repo / "serengpt" / "1" / "manifest.json").unlink()
+    with pytest.raises(DataError, match="no recorded hash"):
+        verify_repository(repo)
