@@ -2,7 +2,9 @@
 
 Parity on a held-out sample (max |p_onnx - p_torch| for fp32 ONNX), ranking quality kept (ROC-AUC
 change against the labels, also for an FP16 TensorRT engine when one is given and a GPU is
-here), plus latency/throughput of each runtime. The report says pass/fail per gate and overall;
+here), plus latency/throughput of each runtime. When the export holds the packed multi-candidate
+graph (`packed.onnx` beside the per-pair one), it gets the same parity gate (each user's sampled
+candidates packed as the Triton packer does) and its own throughput, and so does its TensorRT plan. The report says pass/fail per gate and overall;
 a gate that cannot be evaluated (no labels, no GPU) is reported as skipped, never as passed data.
 """
 
@@ -22,6 +24,7 @@ from seren.io import write_json, write_parquet
 
 DEFAULT_GATES: dict[str, float] = {
     "onnx_max_abs_diff": 1e-3,
+    "onnx_packed_max_abs_diff": 1e-3,
     "onnx_auc_delta": 0.005,
     "tensorrt_auc_delta": 0.005,
 }
@@ -72,6 +75,17 @@ def _timings(fn: Any, singles: list[tuple[np.ndarray, np.ndarray]], batch: tuple
     }
 
 
+def _packed_scores(fn: Any, packs: list, pad: int, n: int) -> tuple[np.ndarray, float]:
+    """Scores of every candidate of `packs` (one pack per call, as a user's request), and the seconds."""
+    from seren.llm.packed import to_arrays
+
+    out = np.empty(n, dtype=np.float32)
+    t0 = time.perf_counter()
+    for p in packs:
+        out[p.candidates] = np.asarray(fn(*to_arrays([p], pad))).reshape(-1)[: len(p.candidates)]
+    return out, time.perf_counter() - t0
+
+
 def validate(
     model_dir: str | os.PathLike[str],
     onnx_path: str | os.PathLike[str],
@@ -95,7 +109,7 @@ def validate(
     import torch
 
     from seren.llm.scorer import SerenScorer
-    from serving.export import cuda_device_count, tensorrt_runner
+    from serving.export import PACKED_PLAN, cuda_device_count, packed_sibling, tensorrt_runner
     from serving.triton_models.scorer.model import OnnxScorer
 
     gates = {**DEFAULT_GATES, **(gates or {})}
@@ -174,6 +188,42 @@ def validate(
                 None if no_auc else abs(auc_trt - auc_torch), gates["tensorrt_auc_delta"], no_auc
             )  # type: ignore[operator]
 
+    packed_onnx = packed_sibling(onnx_path)
+    if packed_onnx is not None:
+        from serving.triton_models.packed_scorer.model import OnnxPackedScorer
+
+        packs = scorer.pack(profiles, items)
+        pad = int(scorer.tokenizer.pad_token_id)
+        ort_packed = OnnxPackedScorer(packed_onnx)
+        p_packed, dt = _packed_scores(ort_packed, packs, pad, len(profiles))
+        diff = np.abs(p_packed - p_torch)
+        report["onnx_packed"] = {
+            "path": str(packed_onnx),
+            "packs": len(packs),
+            "auc": _auc(labels, p_packed),
+            "max_abs_diff": float(diff.max()),
+            "mean_abs_diff": float(diff.mean()),
+            "items_per_s": round(len(profiles) / dt, 2),
+        }
+        report["gates"]["onnx_packed_max_abs_diff"] = _gate(float(diff.max()), gates["onnx_packed_max_abs_diff"])
+        plan = Path(engine_path).with_name(PACKED_PLAN) if engine_path is not None else None
+        if plan is not None and plan.is_file() and cuda_device_count() > 0:
+            with tensorrt_runner(plan) as runner:
+
+                def trt_packed(a: np.ndarray, sg: np.ndarray, an: np.ndarray) -> np.ndarray:
+                    feed = {"input_ids": a, "segment_ids": sg, "answer_index": an}
+                    return np.asarray(runner.infer(feed)["score"], dtype=np.float32)
+
+                p_tp, dt = _packed_scores(trt_packed, packs, pad, len(profiles))
+            report["tensorrt_packed"] = {
+                "status": "measured",
+                "auc": _auc(labels, p_tp),
+                "max_abs_diff": float(np.abs(p_tp - p_torch).max()),
+                "items_per_s": round(len(profiles) / dt, 2),
+            }
+        else:
+            report["tensorrt_packed"] = {"status": "skipped: no packed engine or no GPU"}
+
     report["passed"] = all(g["passed"] is not False for g in report["gates"].values())
     report["machine"] = {
         "platform": platform.platform(),
@@ -192,7 +242,7 @@ def report_metrics(report: dict) -> dict[str, float]:
         if g["value"] is not None:
             out[name] = float(g["value"])
             out[f"{name}_passed"] = float(bool(g["passed"]))
-    for rt in ("torch", "onnx", "tensorrt"):
+    for rt in ("torch", "onnx", "tensorrt", "onnx_packed", "tensorrt_packed"):
         for key, val in report.get(rt, {}).items():
             if isinstance(val, int | float) and not isinstance(val, bool):
                 out[f"{rt}_{key}"] = float(val)

@@ -27,6 +27,7 @@ DEFAULT_MODEL = "serengpt"
 FORMAT = 1
 # Files a version may hold (relative paths inside a version).
 MODEL_DIR, ONNX_DIR, TOKENIZER_DIR = "model", "onnx", "tokenizer"
+PACKED_ONNX = "packed.onnx"
 CARD, EVALUATION, EVALUATION_MD, VALIDATION = "model_card.md", "evaluation.json", "evaluation.md", "validation.json"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".onnx", ".plan", ".ckpt")
 
@@ -135,7 +136,8 @@ class Registry:
             onnx_files = (
                 [op] if op.is_file() else [p for p in sorted(op.glob("*")) if p.is_file()] if op.is_dir() else []
             )
-            if sum(p.suffix == ".onnx" for p in onnx_files) != 1:
+            # packed.onnx (the multi-candidate graph of serving.export) travels beside model.onnx
+            if sum(p.suffix == ".onnx" and p.name != PACKED_ONNX for p in onnx_files) != 1:
                 raise DataError(
                     f"expected exactly one .onnx model at {op}",
                     "pass the .onnx file written by `serving.export.export_onnx` (or its directory)",
@@ -160,7 +162,8 @@ class Registry:
             if onnx_files:
                 (stage / ONNX_DIR).mkdir()
                 for p in onnx_files:  # the graph is always onnx/model.onnx (+ model.plan, export.json, ...)
-                    shutil.copy2(p, stage / ONNX_DIR / ("model.onnx" if p.suffix == ".onnx" else p.name))
+                    keep = p.suffix != ".onnx" or p.name == PACKED_ONNX
+                    shutil.copy2(p, stage / ONNX_DIR / (p.name if keep else "model.onnx"))
             if tdir is not None and mdir is None:
                 _copy_tree(tdir, stage / TOKENIZER_DIR, skip_weights=True)
             if val is not None:

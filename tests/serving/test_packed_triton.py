@@ -118,3 +118,31 @@ def test_packed_cpu_and_gpu_targets(scorer_onnx: Path, tiny_model_dir: Path, tmp
     g = read_config(gpu / PACKED_SCORER)
     assert g.platform == "tensorrt_plan" and g.instance_group[0].kind == mc.ModelInstanceGroup.KIND_GPU
     assert (gpu / PACKED_SCORER / "1" / "model.plan").read_bytes() == b"packed stand-in"
+
+
+def test_validation_gates_the_packed_graph(tiny_model_dir: Path, scorer_onnx: Path, tmp_path: Path) -> None:
+    import shutil
+
+    import pandas as pd
+
+    from seren.llm.base import make_tiny_model
+    from serving.export import export_packed_onnx
+    from serving.validate import validate
+
+    df = pd.DataFrame(
+        {
+            "profile_text": [PROFILES[i % 3] for i in range(9)],
+            "item_text": [f"{ITEMS[i % 4][:50]} #{i}" for i in range(9)],
+        }
+    )
+    report = validate(tiny_model_dir, scorer_onnx, df, batch_size=4, latency_rows=2)
+    gate = report["gates"]["onnx_packed_max_abs_diff"]
+    assert gate["passed"] is True and gate["value"] <= 1e-4 and report["onnx_packed"]["packs"] == 3
+    # A packed graph of other weights beside a faithful per-pair graph fails only its own gate.
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    shutil.copy2(scorer_onnx, bad / "model.onnx")
+    export_packed_onnx(make_tiny_model(tmp_path / "other", seed=1), bad / "packed.onnx")
+    report = validate(tiny_model_dir, bad / "model.onnx", df, batch_size=4, latency_rows=2)
+    assert report["gates"]["onnx_max_abs_diff"]["passed"] is True
+    assert report["gates"]["onnx_packed_max_abs_diff"]["passed"] is False and report["passed"] is False
