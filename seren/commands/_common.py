@@ -42,17 +42,19 @@ def parse_time(text: str, opt: str) -> Any:
     return t
 
 
-def check_feature_dir(features_dir: Path | None, need_store: bool = False, target: str | None = None) -> None:
+def check_feature_dir(
+    features_dir: Path | None, need_store: bool = False, target: str | None = None, opt: str = "--features-dir"
+) -> None:
     """`--features-dir` must be a directory (or missing); with `need_store` the store must exist already,
     so a read (`features get`, `recommend`) never creates one."""
     if features_dir is not None:
         p = Path(features_dir)
         if p.exists() and not p.is_dir():
-            raise ConfigError(f"--features-dir {p} is a file, not a directory", "pass the feature data directory")
+            raise ConfigError(f"{opt} {p} is a file, not a directory", "pass the feature data directory")
         for parent in Path(os.path.abspath(p)).parents:
             if parent.exists():
                 if not parent.is_dir():
-                    raise ConfigError(f"--features-dir {p}: {parent} is a file", "pass a path under a directory")
+                    raise ConfigError(f"{opt} {p}: {parent} is a file", "pass a path under a directory")
                 break
     if not need_store:
         return

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from seren.commands._common import JsonOpt, emit
+from seren.commands._common import JsonOpt, check_feature_dir, emit
 from seren.errors import ConfigError, DataError
 
 
@@ -80,6 +80,9 @@ def query(
     if user is not None and raw_items:
         raise ConfigError("--user reads item texts from Feast too", "use --items with --user")
     if user is not None:
+        check_feature_dir(
+            feast_dir, need_store=True, target=feast_target, opt="--feast-dir"
+        )  # a read never creates a store
         profile, texts = texts_from_features(user, item_ids, feast_target, feast_dir)
         keys = item_ids
     else:
