@@ -14,6 +14,11 @@ The CPU is shared: the machine's load average is recorded at start and end; comp
 run with each other rather than across runs.
 
     .venv/bin/python benchmarks/nearline.py [--users 50] [--smollm2-users 12] [--skip-smollm2] [--work DIR]
+
+Shards (issue 17; results/nearline_shards.json): plan -> S shards -> commit in process and through
+kfp.local (fan-out/fan-in overhead), one SmolLM2 shard, and a projection for N Triton replicas x S:
+
+    .venv/bin/python benchmarks/nearline.py --shards 1 4 [--users 80] [--smollm2-users 8] [--work DIR]
 """
 
 from __future__ import annotations
@@ -254,5 +259,186 @@ def main() -> None:
     print(f"wrote {args.out}")
 
 
+# ---------------------------------------------------------------- shards (issue 17): --shards
+
+
+def _shard_run(cfg: Any, n_shards: int) -> dict[str, Any]:
+    """plan -> every shard -> commit in this process (the work of one pipeline run, no KFP)."""
+    from seren.nearline import open_store
+    from seren.nearline.shard import commit_window, plan_window, run_shard
+
+    store = open_store("local", cfg.feast_data_dir)
+    t0 = time.perf_counter()
+    window = plan_window(cfg, n_shards, store=store)
+    shards = [run_shard(cfg, window, s, store=store) for s in range(n_shards)]
+    res = commit_window(cfg, window, shards, store=store)
+    wall = time.perf_counter() - t0
+    per = []
+    for r in shards:
+        busy = r["seconds"]
+        scoring = r["stage_seconds"]["scoring"]
+        per.append(
+            {
+                "shard": r["shard"],
+                "users": r["users_refreshed"],
+                "items": r["items_scored"],
+                "seconds": busy,
+                "scoring_s": scoring,
+                "users_per_min": r["users_per_min"],
+                "non_scoring_s_per_user": round((busy - scoring) / r["users_refreshed"], 4)
+                if r["users_refreshed"]
+                else None,
+            }
+        )
+    return {"shards": n_shards, "wall_s": round(wall, 3), "users_refreshed": res["users_refreshed"],
+            "items_scored": res["items_scored"], "per_shard": per}  # fmt: skip
+
+
+def _kfp_run(cfg: Any, n_shards: int, root: Path) -> dict[str, Any]:
+    """The nearline pipeline through kfp.local: plan -> ParallelFor(shards) -> Collected -> commit."""
+    import pipelines as P
+
+    params = {
+        "dataset_dir": cfg.dataset_dir, "triton_url": cfg.triton_url, "exploration_dir": cfg.exploration_dir,
+        "model": cfg.model, "token_budget": cfg.token_budget, "k_main": cfg.k_main, "k_explore": cfg.k_explore,
+        "top_n": cfg.top_n, "threshold": cfg.threshold, "batch_size": cfg.batch_size, "feast_target": "local",
+        "feast_data_dir": cfg.feast_data_dir, "judgments_dir": cfg.judgments_dir, "shards": n_shards,
+    }  # fmt: skip
+    t0 = time.perf_counter()
+    res = P.run_local("nearline", params, pipeline_root=root)
+    wall = time.perf_counter() - t0
+    shard_s = [t["parameters"]["Output"]["seconds"] for n, t in res["tasks"].items() if "nearline-shard" in n]
+    return {"shards": n_shards, "wall_s": round(wall, 3), "shard_task_seconds": shard_s}
+
+
+def shards_main() -> None:
+    """Per-shard throughput, the fan-out/fan-in overhead of kfp.local, and a projection for
+    N Triton replicas x S shards (written as such: computed from the measured per-shard figures)."""
+    ap = argparse.ArgumentParser(description="nearline shards: per-shard throughput, kfp.local overhead, projection")
+    ap.add_argument("--shards", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--users", type=int, default=80)
+    ap.add_argument("--work", default=None)
+    ap.add_argument("--replica-items-per-s", type=float, default=None,
+                    help="SmolLM2 items/s of one Triton replica (default: results/nearline.json smollm2 figure)")  # fmt: skip
+    ap.add_argument("--candidates-per-user", type=int, default=8)
+    ap.add_argument("--smollm2-users", type=int, default=0, help="also time one SmolLM2 shard of N users (r measured)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "nearline_shards.json"))
+    args = ap.parse_args()
+    import json
+
+    import torch
+
+    from seren.io import write_json
+    from seren.llm.base import make_tiny_model
+    from seren.nearline import NearlineConfig
+    from serving.triton import TritonServer
+
+    torch.set_num_threads(1)
+    load0 = os.getloadavg()
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="nearline-shards-"))
+    work.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("SEREN_HOME", str(work / "home"))
+    data, pub = build_inputs(work, args.users)
+    tiny = work / "tiny"
+    if not (tiny / "config.json").exists():
+        make_tiny_model(tiny, seed=0)
+    repo, _ = model_repo(tiny, work / "serving-tiny")
+    library, kfp = [], []
+    with TritonServer(repo, models=["serengpt"], backend_dir=work / "backends") as srv:
+        for n in args.shards:
+            for kind, out in (("lib", library), ("kfp", kfp)):
+                feast = Path(tempfile.mkdtemp(prefix=f"feast-{kind}{n}-", dir=work))
+                cfg = NearlineConfig(
+                    dataset_dir=str(data), triton_url=srv.http_url, exploration_dir=str(pub), model=str(tiny),
+                    token_budget=64, k_main=5, k_explore=3, top_n=5, threshold=0.0, batch_size=64,
+                    feast_data_dir=str(feast), feast_target="local", judgments_dir=str(feast / "judgments"),
+                )  # fmt: skip
+                r = _shard_run(cfg, n) if kind == "lib" else _kfp_run(cfg, n, work / f"kfp{n}")
+                r["load_avg_1m"] = round(os.getloadavg()[0], 2)
+                out.append(r)
+                print(kind, n, {k: v for k, v in r.items() if k != "per_shard"}, flush=True)
+    smollm2 = None
+    if args.smollm2_users:
+        from seren.llm.base import resolve_base_model
+
+        small = subset(data, work / f"data_{args.smollm2_users}", args.smollm2_users)
+        big = Path(resolve_base_model("smollm2"))
+        repo2, _ = model_repo(big, work / "serving-smollm2")
+        with TritonServer(repo2, models=["serengpt"], backend_dir=work / "backends") as srv:
+            feast = Path(tempfile.mkdtemp(prefix="feast-smollm2-", dir=work))
+            cfg = NearlineConfig(
+                dataset_dir=str(small), triton_url=srv.http_url, exploration_dir=str(pub), model=str(big),
+                token_budget=64, k_main=5, k_explore=3, top_n=5, threshold=0.0, batch_size=8, timeout_s=900,
+                feast_data_dir=str(feast), feast_target="local", judgments_dir=str(feast / "judgments"),
+            )  # fmt: skip
+            smollm2 = _shard_run(cfg, 1)
+            smollm2["load_avg_1m"] = round(os.getloadavg()[0], 2)
+            (one,) = smollm2["per_shard"]
+            smollm2["items_per_s_triton"] = round(one["items"] / one["scoring_s"], 3)
+            print("smollm2 shard", smollm2, flush=True)
+    overhead = [
+        {"shards": k["shards"], "kfp_wall_s": k["wall_s"], "in_process_wall_s": lib["wall_s"],
+         "fan_out_fan_in_overhead_s": round(k["wall_s"] - lib["wall_s"], 2)}
+        for k, lib in zip(kfp, library, strict=True)
+    ]  # fmt: skip
+    # projection inputs: the pipeline's own per-user cost (tiny model: scoring is negligible) and
+    # one SmolLM2 replica's measured scoring rate
+    per_user = [p["non_scoring_s_per_user"] for r in library for p in r["per_shard"] if p["non_scoring_s_per_user"]]
+    c_user = sum(per_user) / len(per_user)
+    src = "--replica-items-per-s"
+    rate = args.replica_items_per_s
+    if rate is None and smollm2 is not None:
+        rate = smollm2["items_per_s_triton"]
+        src = "measured here: one SmolLM2 shard on one Triton replica (smollm2_shard)"
+    if rate is None:
+        prev = json.loads((ROOT / "benchmarks" / "results" / "nearline.json").read_text())
+        rate = prev["results"]["smollm2"]["first_run_all_users"]["items_per_s_triton"]
+        src = f"benchmarks/results/nearline.json smollm2 items_per_s_triton (measured {prev.get('date')})"
+    k = args.candidates_per_user
+    grid = []
+    for n_rep in (1, 4, 16, 64):
+        for s in (1, 4, 16, 64):
+            shard_cap = 60.0 * s / (c_user + k / rate * max(1.0, s / n_rep))  # shards share the replicas
+            grid.append({"triton_replicas": n_rep, "shards": s, "users_per_min": round(shard_cap, 1)})
+    report = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "what": "sharded nearline (plan -> S shards -> commit): per-shard throughput in process and through kfp.local",
+        "dataset": {"synthetic_users": args.users, "items": 300, "model": "tiny SerenGPT stand-in on Triton"},
+        "in_process": library,
+        "kfp_local": kfp,
+        "smollm2_shard": smollm2,
+        "fan_out_fan_in": overhead,
+        "projection": {
+            "kind": "PROJECTION from measured per-shard figures, not a measurement of a cluster",
+            "formula": "users/min = 60*S / (c_user + k/r * max(1, S/N)): S shards each pay the pipeline cost "
+            "c_user per user; k candidates per user are scored by N replicas at r items/s each, "
+            "a replica shared by S/N shards when S > N",
+            "c_user_s": round(c_user, 4),
+            "k_candidates_per_user": k,
+            "r_items_per_s_per_replica": rate,
+            "r_source": src,
+            "grid": grid,
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+            "cpu_count": os.cpu_count(),
+            "loadavg_start": [round(x, 2) for x in load0],
+            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        },  # fmt: skip
+        "notes": [
+            "kfp.local runs at most 2 loop iterations at once and starts a Python subprocess per task",
+            "fan_out_fan_in_overhead_s: kfp.local wall minus the same plan/shards/commit in one process",
+            "a million changed users/day = 694 users/min",
+        ],
+    }
+    write_json(args.out, report)
+    print(json.dumps(report["projection"], indent=1))
+    print(f"wrote {args.out}")
+
+
 if __name__ == "__main__":
-    main()
+    if "--shards" in sys.argv:
+        shards_main()
+    else:
+        main()
