@@ -150,6 +150,7 @@ def run_demo(quick: bool = False, say: Say = print) -> dict[str, Any]:
     if serving is not None:
         summary["monitoring"] = _monitor(wanted, dataset, say)
         summary["recommend"] = _recommend(say)
+    summary["simulation"] = _simulation(say)
     summary["seconds"] = round(time.monotonic() - t0, 1)
     out = write_json(seren_home() / "demo" / "summary.json", summary)
     _final_summary(summary, out, say)
@@ -192,6 +193,10 @@ def _final_summary(summary: dict[str, Any], path: Path, say: Say) -> None:
             + _fmt_metrics(m["metrics"]))  # fmt: skip
     if "recommend" in summary:
         say(summary["recommend"]["slates"])
+    if "simulation" in summary:
+        sim = summary["simulation"]
+        say(f"\n== closed-loop simulation ({sim['setup']}): lift over control [95% CI]\n{sim['table']}")
+        say(f"   report: {sim['report']}  (full size: `seren simulate`, benchmarks/simulation.py)")
 
 
 @contextlib.contextmanager
@@ -282,3 +287,15 @@ def _recommend(say: Say) -> dict[str, Any]:
     text = sample_slates(store, users=users, k=10, now="watermark")
     head = "\n== seren recommend for three users (online store only; `seren recommend --user U --now watermark`)\n"
     return {"users": users, "slates": head + text}
+
+
+def _simulation(say: Say) -> dict[str, Any]:
+    """A small, fast closed-loop simulation (`seren simulate --quick`: seconds): what seren's slots do
+    to a population over rounds, against control and heuristic arms."""
+    from seren.simulation.run import quick_config, run_simulation
+
+    cfg = quick_config()
+    say(f"\n== closed-loop simulation ({cfg.n_users} users x {cfg.rounds} rounds, 6 arms)")
+    res = run_simulation(cfg)
+    setup = f"{cfg.n_users} users x {cfg.rounds} rounds, judge {cfg.judge}"
+    return {"setup": setup, "table": res["text"], "report": res["report"]["html"], "acceptance": res["acceptance"]}

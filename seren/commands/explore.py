@@ -35,6 +35,12 @@ def explore(
     from seren.exploration.workflow import explore_user
 
     out = explore_user(user, data=data, table=table, clusters=clusters, published=published, n=n, k=k, seqrec=seqrec)
+    if out["recommendations"]:  # laid out by the one slate function (dedup, k), as every other surface
+        from seren.recommend import CachedCandidates, build_slate
+
+        by_id = {r["item_id"]: r for r in out["recommendations"]}
+        slots, _ = build_slate(CachedCandidates(main=list(by_id)), k=min(k, len(by_id)), n_serendipity=0, n_explore=0)
+        out["recommendations"] = [by_id[s["item_id"]] for s in slots]
     lines = [f"user {out['user_id']}", "last clusters:"]
     lines += [f"  {c['cluster_id']}  {c['description']}" for c in out["last_clusters"]]
     lines.append(f"novel clusters ({out['source']}):")

@@ -106,3 +106,43 @@ def serendipity_candidates(
             excl[r, [pos_of[i] for i in exclude.get(u, []) if i in pos_of]] = True
     pool = serendipity_pool(engaged, sub_of, top_of_sub, quality, excl, n)
     return {u: [str(ids[i]) for i in row if i >= 0] for u, row in zip(users, pool, strict=True)}
+
+
+NEARLINE_POOL = 6  # serendipity candidates per refreshed user (SmolLM2 on CPU Triton: ~1 item/s)
+
+
+def add_serendipity_source(
+    cands: pd.DataFrame,
+    histories: Mapping[str, Sequence[str]],
+    items: pd.DataFrame,
+    interactions: pd.DataFrame,
+    n: int = NEARLINE_POOL,
+) -> pd.DataFrame:
+    """`cands` (nearline's per-user main/exploration slates) plus `serendipity_item_ids`: items
+    outside the categories of the user's engaged items, ranked by their observed positive rate in
+    `interactions`, never one of the user's main or exploration items."""
+    from seren.data import is_positive
+
+    if cands.empty:
+        return cands.assign(serendipity_item_ids=pd.Series(dtype=object))
+    iid = items["item_id"].astype(str)
+    it = interactions["item_id"].astype(str)
+    exp = it.value_counts().reindex(iid).fillna(0.0).to_numpy()
+    pos = it[is_positive(interactions).to_numpy()].value_counts().reindex(iid).fillna(0.0).to_numpy()
+    scored = items.assign(popularity=exp, n_positive=pos)
+    users = cands["user_id"].astype(str).tolist()
+    shown = {u: [*m, *e] for u, m, e in zip(users, cands["main_item_ids"], cands["explore_item_ids"], strict=True)}
+    got = serendipity_candidates({u: list(histories.get(u, [])) for u in users}, scored, n, exclude=shown)
+    return cands.assign(serendipity_item_ids=[got.get(u, []) for u in users])
+
+
+def serendipity_channel(pairs: pd.DataFrame, cands: pd.DataFrame) -> pd.DataFrame:
+    """The scored pairs the serendipity slots may use: the user's serendipity source only (when
+    `cands` has one), so the slots are never filled from the main slate's categories."""
+    if "serendipity_item_ids" not in cands.columns or pairs.empty:
+        return pairs
+    allowed = {
+        (str(u), str(i)) for u, ids in zip(cands["user_id"], cands["serendipity_item_ids"], strict=True) for i in ids
+    }
+    keep = [(str(u), str(i)) in allowed for u, i in zip(pairs["user_id"], pairs["item_id"], strict=True)]
+    return pairs[keep]

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from seren.errors import ConfigError, DataError, ServiceError
+from seren.nearline.candidates import add_serendipity_source, serendipity_channel
 from seren.nearline.state import WatermarkStore, nearline_dir
 
 log = logging.getLogger(__name__)
@@ -462,6 +463,8 @@ def process_users(
             cands = build_candidates(
                 {u: histories[u] for u in refresh}, ds.interactions, ex, cfg.k_main, cfg.k_explore, cfg.n_novel
             )
+            # serendipity source outside the user's engaged categories (seren.nearline.candidates)
+            cands = add_serendipity_source(cands, histories, ds.items, ds.interactions)
             pairs = _pairs(cands, profiles, ds.items)
 
         # 3. SerenGPT on Triton
@@ -471,7 +474,7 @@ def process_users(
     finally:
         client.close()
     top = (
-        select_top(pairs, cfg.top_n, cfg.threshold)
+        select_top(serendipity_channel(pairs, cands), cfg.top_n, cfg.threshold)
         if not pairs.empty
         else pd.DataFrame(columns=["candidate_item_ids", "candidate_scores"], index=pd.Index([], name="user_id"))
     )
@@ -547,10 +550,11 @@ def _pairs(cands: pd.DataFrame, profiles: pd.DataFrame, items: pd.DataFrame) -> 
 
     text = item_text(items).set_axis(items["item_id"].astype(str).to_numpy())
     prof = profiles.set_index("user_id")["profile_text"]
+    ser = cands["serendipity_item_ids"] if "serendipity_item_ids" in cands.columns else [[]] * len(cands)
     recs = [
         (u, i)
-        for u, m, e in zip(cands["user_id"], cands["main_item_ids"], cands["explore_item_ids"], strict=True)
-        for i in dict.fromkeys([*m, *e])
+        for u, m, e, s in zip(cands["user_id"], cands["main_item_ids"], cands["explore_item_ids"], ser, strict=True)
+        for i in dict.fromkeys([*m, *e, *s])
         if i in text.index
     ]
     df = pd.DataFrame(recs, columns=["user_id", "item_id"])

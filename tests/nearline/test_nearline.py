@@ -131,10 +131,16 @@ def test_first_run_refreshes_every_user_with_contract_rows(first_run, small_data
             novel = set(lookup(c1, c2, n=cfg.n_novel)["novel_clusters"])
             assert explore and all(i2c[i] in novel for i in explore)
             assert not set(explore) & set(main)  # exploration adds exposure beyond the main slate
-        union = list(dict.fromkeys(main + explore))
+        # the serendipity channel: candidates outside the user's engaged categories (issue 11)
+        from seren.nearline.candidates import add_serendipity_source
+
+        one = pd.DataFrame({"user_id": [u], "main_item_ids": [main], "explore_item_ids": [explore]})
+        union = list(add_serendipity_source(one, hist, ds.items, ds.interactions)["serendipity_item_ids"][0])
+        engaged_cats = set(ds.items.set_index("item_id").loc[hist[u], "category"])
         got = list(row["candidate_item_ids"])
         scores = np.asarray(row["candidate_scores"], dtype=float)
         assert got and set(got) <= set(union) and len(got) == min(cfg.top_n, len(union))
+        assert not set(got) & set(main) and not set(ds.items.set_index("item_id").loc[got, "category"]) & engaged_cats
         assert np.all(np.diff(scores) <= 0)
         # the stored scores are SerenGPT's: Triton == the in-process scorer on the same prompts
         ref = scorer.score(profiles.loc[u, "profile_text"], texts.loc[got].tolist())
