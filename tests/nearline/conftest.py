@@ -1,8 +1,10 @@
 """Nearline fixtures, built once per session: the tiny SerenGPT served by the real tritonserver
-(.venv-triton), and real exploration outputs for the synthetic `small_dataset` (MiniLM interest
-clusters, a pair table from a tiny novelty model, a briefly trained sequence recommender) in the
-published layout the nearline job reads. `fake_kfp` is the Kubeflow API stand-in of
-tests/pipelines (loaded from there, so there is one fake)."""
+(.venv-triton), and exploration outputs for the synthetic `small_dataset` in the published layout
+the nearline job reads. Those outputs are NOT an exploration run's: interest clusters from TF-IDF
+item vectors (not MiniLM embeddings), a pair table filled by the co-occurrence baseline (not the
+novelty LLM; same columns), and a sequence recommender trained for 3 epochs (see
+`build_exploration`). `fake_kfp` is the Kubeflow API stand-in of tests/pipelines (loaded from
+there, so there is one fake)."""
 
 from __future__ import annotations
 
@@ -72,7 +74,7 @@ def triton(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
     root = tmp_path_factory.mktemp("nearline_triton")
     with TritonServer(
-        model_repo, log_file=root / "tritonserver.log", backend_dir=root / "backends", models=["serengpt"]
+        model_repo, log_file=root / "tritonserver.log", backend_dir=root / "backends", models=["serengpt", "serengpt_packed"]
     ) as srv:
         yield srv
 
