@@ -69,21 +69,43 @@ def render_config(target: str | None = None, data_dir: Path | None = None) -> di
     return yaml.safe_load(rendered)
 
 
+REDIS_PASSWORD_ENV = "SEREN_REDIS_PASSWORD"
+# What the written feature_store.yaml holds instead of the password: Feast's own loader
+# (`feast -c DIR`) expands ${VAR} from the environment at use (os.path.expandvars).
+REDIS_PASSWORD_REF = "${" + REDIS_PASSWORD_ENV + "}"
+
+
 def _redis_conn(url: str) -> str:
-    """Accept 'host:port[,opts]' (Feast's form) or 'redis://host:port[/db]'."""
+    """Accept 'host:port[,opts]' (Feast's form) or 'redis://[:password@]host:port[/db]'; a password
+    in $SEREN_REDIS_PASSWORD is added (the URL's own wins)."""
     if url.startswith(("redis://", "rediss://")):
-        from urllib.parse import urlparse
+        from urllib.parse import unquote, urlparse
 
         u = urlparse(url)
         parts = [f"{u.hostname or 'localhost'}:{u.port or 6379}"]
         if u.path.strip("/"):
             parts.append(f"db={u.path.strip('/')}")
         if u.password:
-            parts.append(f"password={u.password}")
+            parts.append(f"password={unquote(u.password)}")
         if url.startswith("rediss://"):
             parts.append("ssl=true")
-        return ",".join(parts)
+        url = ",".join(parts)
+    pw = os.environ.get(REDIS_PASSWORD_ENV)
+    if pw and not any(o.startswith("password=") for o in url.split(",")[1:]):
+        url += f",password={pw}"
     return url
+
+
+def without_secrets(raw: dict[str, Any]) -> dict[str, Any]:
+    """The rendered config as it may be written to disk: a Redis password becomes
+    ${SEREN_REDIS_PASSWORD}, read from the environment when Feast loads the file."""
+    online = raw.get("online_store") or {}
+    conn = online.get("connection_string")
+    if online.get("type") != "redis" or not isinstance(conn, str):
+        return raw
+    head, *opts = conn.split(",")
+    opts = [f"password={REDIS_PASSWORD_REF}" if o.startswith("password=") else o for o in opts]
+    return {**raw, "online_store": {**online, "connection_string": ",".join([head, *opts])}}
 
 
 def redis_endpoint(conn: str) -> tuple[str, int, dict[str, str]]:

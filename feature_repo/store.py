@@ -31,6 +31,7 @@ from feature_repo.config import (
     redis_error,
     render_config,
     resolve_target,
+    without_secrets,
 )
 from feature_repo.definitions import build_objects
 from feature_repo.schema import (
@@ -81,7 +82,8 @@ def get_store(target: str | None = None, data_dir: Path | None = None) -> Any:
     raw = check_target(name, data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "offline").mkdir(exist_ok=True)
-    write_text(data_dir / "feature_store.yaml", yaml.safe_dump(raw, sort_keys=False))
+    # on disk without secrets (the in-memory config below keeps the password)
+    write_text(data_dir / "feature_store.yaml", yaml.safe_dump(without_secrets(raw), sort_keys=False))
     try:
         config = RepoConfig(repo_path=data_dir, **raw)
         config.offline_store, config.online_store  # noqa: B018 - validates and imports the store classes

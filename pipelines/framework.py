@@ -29,7 +29,7 @@ from typing import Any, TextIO
 import yaml
 
 from seren import __version__, progress
-from seren.errors import ConfigError, SerenError, ServiceError
+from seren.errors import ConfigError, SerenError, ServiceError, redact
 from seren.io import write_json, write_text
 from seren.paths import seren_home
 
@@ -538,13 +538,37 @@ def _kfp_errors(host: str, what: str):
         ) from None
 
 
-def _client(host: str, timeout: float):
+def check_token_transport(host: str, insecure: bool = False) -> str | None:
+    """The bearer token ($SEREN_KFP_TOKEN) for `host`, refused over plain http to a host that is not
+    loopback (anyone on the path could read it) unless `insecure`; None without a token."""
+    import ipaddress
+    from urllib.parse import urlparse
+
+    token = os.environ.get("SEREN_KFP_TOKEN") or None
+    u = urlparse(host.strip())
+    if token is None or u.scheme != "http" or insecure:
+        return token
+    name = (u.hostname or "").lower()
+    try:
+        loopback = ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        loopback = name == "localhost" or name.endswith(".localhost")
+    if not loopback:
+        raise ConfigError(
+            f"refusing to send SEREN_KFP_TOKEN over plain http to {redact(host.strip())}",
+            "use an https:// --host, port-forward to localhost, or pass --insecure if the network is trusted",
+        )
+    return token
+
+
+def _client(host: str, timeout: float, insecure: bool = False):
     import kfp
 
+    token = check_token_transport(host, insecure)  # before any request leaves
     url = _check_reachable(host, timeout)
     with warnings.catch_warnings(), _kfp_errors(url, "connect"):
         warnings.simplefilter("ignore", FutureWarning)
-        client = kfp.Client(host=url, existing_token=os.environ.get("SEREN_KFP_TOKEN") or None)
+        client = kfp.Client(host=url, existing_token=token)
     return url, client
 
 
@@ -586,12 +610,17 @@ def _upload(client: Any, url: str, info: PipelineInfo, spec: Path, version: str)
 
 
 def _prepare(
-    name: str, host: str, params: dict[str, Any] | None, timeout: float, out_dir: str | os.PathLike[str] | None
+    name: str,
+    host: str,
+    params: dict[str, Any] | None,
+    timeout: float,
+    out_dir: str | os.PathLike[str] | None,
+    insecure: bool = False,
 ) -> tuple[PipelineInfo, dict[str, Any], Path, str, Any]:
     """Check arguments, then the host, then compile: cheapest failure first."""
     info = load(name)
     args = coerce_params(info, params or {})
-    url, client = _client(host, timeout)
+    url, client = _client(host, timeout, insecure)
     return info, args, compile(name, out_dir), url, client
 
 
@@ -603,12 +632,13 @@ def submit(
     *,
     timeout: float = 5.0,
     out_dir: str | os.PathLike[str] | None = None,
+    insecure: bool = False,
 ) -> dict[str, Any]:
     """Compile, upload as a versioned pipeline version, and start one run on a Kubeflow cluster.
 
     Parameters not given keep the pipeline's compiled defaults (the production values, not
     DEFAULT_PARAMS, which are sized for local runs)."""
-    info, args, spec, url, client = _prepare(name, host, params, timeout, out_dir)
+    info, args, spec, url, client = _prepare(name, host, params, timeout, out_dir, insecure)
     with contextlib.redirect_stdout(io.StringIO()):  # kfp.Client prints links; keep --json output clean
         uploaded = _upload(client, url, info, spec, pipeline_version())
         with _kfp_errors(url, f"create experiment {experiment!r}"):
@@ -624,11 +654,11 @@ def submit(
             )
     return {
         **uploaded,
-        "host": url,
+        "host": redact(url),
         "experiment": experiment,
         "experiment_id": exp.experiment_id,
         "run_id": run.run_id,
-        "url": f"{url}/#/runs/details/{run.run_id}",
+        "url": redact(f"{url}/#/runs/details/{run.run_id}"),
         "spec": str(spec),
         "params": args,
     }
@@ -654,10 +684,11 @@ def schedule(
     *,
     timeout: float = 5.0,
     out_dir: str | os.PathLike[str] | None = None,
+    insecure: bool = False,
 ) -> dict[str, Any]:
     """Create a Kubeflow recurring run of the versioned pipeline every `every` (no catch-up, one at a time)."""
     interval = parse_every(every)
-    info, args, spec, url, client = _prepare(name, host, params, timeout, out_dir)
+    info, args, spec, url, client = _prepare(name, host, params, timeout, out_dir, insecure)
     with contextlib.redirect_stdout(io.StringIO()):
         uploaded = _upload(client, url, info, spec, pipeline_version())
         with _kfp_errors(url, f"create experiment {experiment!r}"):
@@ -676,7 +707,7 @@ def schedule(
             )
     return {
         **uploaded,
-        "host": url,
+        "host": redact(url),
         "experiment": experiment,
         "experiment_id": exp.experiment_id,
         "recurring_run_id": job.recurring_run_id,

@@ -30,6 +30,11 @@ SERVE_FIX = "start it with `seren serve` (or check --url)"
 def parse_url(url: str, protocol: Protocol | None = None) -> tuple[str, Protocol]:
     """'host:port', 'http://host:port' or 'grpc://host:port' -> (host:port, protocol)."""
     url = url.strip().rstrip("/")
+    if "@" in url.split("/", 3)[2 if "://" in url else 0]:
+        raise ConfigError(
+            "the Triton URL carries credentials (user:password@ before the host); Triton takes none in the URL",
+            "pass host:port only (model control uses SEREN_TRITON_CONTROL_KEY)",
+        )
     scheme = None
     if "://" in url:
         scheme, url = url.split("://", 1)
@@ -50,6 +55,9 @@ def _is_transient(exc: BaseException) -> bool:
     from tritonclient.utils import InferenceServerException
 
     if isinstance(exc, ConnectionError | TimeoutError | socket.timeout):
+        return True
+    # geventhttpclient: the server closed the connection mid-request (Triton restarting or killed)
+    if type(exc).__name__ in ("HTTPConnectionClosed", "RemoteDisconnected"):
         return True
     if type(exc).__name__ == "Timeout":  # gevent.timeout.Timeout from the HTTP client
         return True
@@ -159,7 +167,7 @@ class SerenClient:
             raise ServiceError(f"{what} failed on Triton at {self.url}: {msg}", "see the Triton server log") from None
         except Exception as exc:
             if _is_transient(exc) or isinstance(exc, OSError):
-                reason = " ".join(str(exc).split()) or type(exc).__name__
+                reason = f"{type(exc).__name__}: {' '.join(str(exc).split())}".rstrip(": ")
                 raise ServiceError(
                     f"Triton at {self.url} ({self.protocol}) is unreachable after {self.retries + 1} attempts: {reason}",
                     SERVE_FIX,

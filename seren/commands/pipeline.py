@@ -18,6 +18,9 @@ ParamOpt = typer.Option([], "--param", "-p", help="Pipeline argument KEY=VALUE (
 HostOpt = typer.Option(None, "--host", envvar="SEREN_KFP_HOST", help="Kubeflow Pipelines API URL (or $SEREN_KFP_HOST).")
 ExperimentOpt = typer.Option("seren", "--experiment", "-e", help="Kubeflow experiment to run in (created if missing).")
 TimeoutOpt = typer.Option(5.0, "--timeout", help="Seconds to wait for the host to answer before giving up.")
+InsecureOpt = typer.Option(
+    False, "--insecure", help="Send SEREN_KFP_TOKEN over plain http to a non-loopback host (trusted networks only)."
+)
 
 
 def check_params(params: dict[str, Any], local: bool) -> None:
@@ -177,6 +180,7 @@ def submit_cmd(
     experiment: str = ExperimentOpt,
     param: list[str] = ParamOpt,
     timeout: float = TimeoutOpt,
+    insecure: bool = InsecureOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Upload the versioned spec to Kubeflow (pipeline version seren-<name>-<version>) and start a run."""
@@ -184,7 +188,7 @@ def submit_cmd(
 
     params = P.parse_params(name, param)
     check_params(params, local=False)
-    res = P.submit(name, _host(host), experiment=experiment, params=params, timeout=timeout)
+    res = P.submit(name, _host(host), experiment=experiment, params=params, timeout=timeout, insecure=insecure)
     reused = " (existing version reused)" if res["reused_version"] else ""
     emit(
         res,
@@ -201,6 +205,7 @@ def schedule_cmd(
     experiment: str = ExperimentOpt,
     param: list[str] = ParamOpt,
     timeout: float = TimeoutOpt,
+    insecure: bool = InsecureOpt,
     as_json: bool = JsonOpt,
 ) -> None:
     """Create a Kubeflow recurring run of the versioned pipeline (no catch-up, one run at a time)."""
@@ -209,7 +214,9 @@ def schedule_cmd(
     interval = P.parse_every(every)
     params = P.parse_params(name, param)
     check_params(params, local=False)
-    res = P.schedule(name, _host(host), every=every, experiment=experiment, params=params, timeout=timeout)
+    res = P.schedule(
+        name, _host(host), every=every, experiment=experiment, params=params, timeout=timeout, insecure=insecure
+    )
     emit(
         res,
         as_json,
