@@ -121,3 +121,25 @@ def test_commit_needs_every_shard_of_the_window_and_an_unmoved_watermark(
     with pytest.raises(ConflictError, match="moved"):
         commit_window(cfg, window, ok, store=store)
     assert state.watermark() == pd.Timestamp("2001-01-01T00:00:00+00:00")
+
+
+def test_cli_runs_the_shards_and_commits(few_users, triton, exploration_dir, tiny_model_dir, tmp_path, capsys) -> None:
+    import json
+
+    from seren.cli import main
+
+    feast_dir = tmp_path / "features"
+    args = [
+        "--data", str(few_users), "--url", triton.http_url, "--exploration", str(exploration_dir),
+        "--model", str(tiny_model_dir), "--token-budget", "48", "--k-main", "4", "--k-explore", "3",
+        "--top-n", "3", "--threshold", "0", "--target", "local", "--features-dir", str(feast_dir),
+        "--judgments", str(tmp_path / "judgments"),
+    ]  # fmt: skip
+    main(["nearline", "run", *args, "--shards", "3", "--json"])
+    res = json.loads(capsys.readouterr().out)
+    end = pd.to_datetime(pd.read_parquet(few_users / "interactions.parquet")["timestamp"], utc=True).max()
+    assert res["shards"] == 3 and pd.Timestamp(res["watermark_after"]) == end
+    assert WatermarkStore(nearline_dir(feast_dir)).read()["shards"] == 3
+    assert res["users_refreshed"] == 4 and len(list((tmp_path / "judgments").glob("*.parquet"))) == len(
+        res["judgments"]
+    )
