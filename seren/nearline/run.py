@@ -72,6 +72,7 @@ class NearlineConfig:
     top_n: int = 10
     threshold: float = 0.5
     batch_size: int = 64
+    scoring: str = "packed"  # "packed": one request row per user (serengpt_packed); "pair": serengpt
     batch_delay_s: float | None = None  # None: env SEREN_NEARLINE_BATCH_DELAY_S, else 0
     protocol: str = "http"
     timeout_s: float = 30.0
@@ -92,6 +93,7 @@ class NearlineConfig:
             (self.top_n >= 1, f"top_n must be >= 1 (got {self.top_n})"),
             (0.0 <= self.threshold <= 1.0, f"threshold must be in [0, 1] (got {self.threshold})"),
             (self.batch_size >= 1, f"batch_size must be >= 1 (got {self.batch_size})"),
+            (self.scoring in ("packed", "pair"), f"scoring must be packed or pair (got {self.scoring!r})"),
             (self.token_budget is None or self.token_budget >= 8, "token_budget must be >= 8"),
             (self.batch_delay_s is None or self.batch_delay_s >= 0, "batch_delay_s must be >= 0"),
         ]
@@ -296,6 +298,36 @@ def score_pairs(
     return out
 
 
+def score_packed(
+    pairs: pd.DataFrame,
+    client: Any,
+    delay_s: float = 0.0,
+    progress: Callable[[Iterable[Any], int, str], Iterable[Any]] | None = None,
+) -> np.ndarray:
+    """SerenGPT P(Yes) for every row, one request row per user on the serengpt_packed ensemble:
+    the user's shared part (system text + profile) is computed once per pack, not once per pair."""
+    out = np.zeros(len(pairs), dtype=np.float32)
+    profiles = pairs["profile_text"].tolist()
+    if "relation_fields" in pairs.columns:  # sent to Triton inside the PROFILE_TEXT envelope
+        from seren.llm.relation import profile_input
+
+        profiles = [profile_input(p, f) for p, f in zip(profiles, pairs["relation_fields"].fillna(""), strict=True)]
+    items = pairs["item_text"].tolist()
+    groups = list(pairs.groupby("user_id", sort=False).indices.values())
+    step = client.users_per_request
+    chunks: Iterable[int] = range(0, len(groups), step)
+    if progress is not None:
+        chunks = progress(chunks, math.ceil(len(groups) / step), "scoring on Triton (packed)")
+    for s in chunks:
+        part = groups[s : s + step]
+        scores = client.score_users([(profiles[g[0]], [items[i] for i in g]) for g in part])
+        for g, sc in zip(part, scores, strict=True):
+            out[g] = sc
+        if delay_s:
+            time.sleep(delay_s)
+    return out
+
+
 def select_top(scored: pd.DataFrame, top_n: int, threshold: float) -> pd.DataFrame:
     """Per user: the top_n items scoring >= threshold, best first (ties by item id, deterministic)."""
     keep = scored[scored["score"] >= threshold].sort_values(
@@ -445,11 +477,26 @@ def process_users(
 
     # scores (and the threshold) are the model card's calibrated probability (issue 12)
     cal = load_calibration(cfg.model) if cfg.model else None
-    client = SerenClient(cfg.triton_url, cfg.protocol, timeout=cfg.timeout_s, retries=cfg.retries, calibration=cal)  # type: ignore[arg-type]
+    from serving.packed_client import PackedClient
+
+    scoring = cfg.scoring
+    make = PackedClient if scoring == "packed" else SerenClient
+    client = make(cfg.triton_url, cfg.protocol, timeout=cfg.timeout_s, retries=cfg.retries, calibration=cal)  # type: ignore[arg-type]
     try:
         with _timed(stage_s, "setup"):
             if refresh:
-                client.check_model()  # Triton down: bounded retries, then a one-line ServiceError
+                try:
+                    client.check_model()  # Triton down: bounded retries, then a one-line ServiceError
+                except ServiceError as exc:  # a server without the packed ensemble: score per pair, say so
+                    if scoring != "packed" or client.model not in exc.problem or "unreachable" in exc.problem:
+                        raise
+                    log.warning("nearline: %s; scoring per pair on serengpt instead", exc.problem)
+                    client.close()
+                    scoring = "pair"
+                    client = SerenClient(
+                        cfg.triton_url, cfg.protocol, timeout=cfg.timeout_s, retries=cfg.retries, calibration=cal
+                    )  # type: ignore[arg-type]
+                    client.check_model()
                 _tokenizer(str(cfg.model))  # loaded once per process (first tick only)
 
         # 1. cognition profiles (the model's tokenizer and training token budget)
@@ -468,9 +515,12 @@ def process_users(
             pairs = _pairs(cands, profiles, ds.items)
 
         # 3. SerenGPT on Triton
-        say("scoring", {"pairs": len(pairs), "batch_size": cfg.batch_size})
+        say("scoring", {"pairs": len(pairs), "batch_size": cfg.batch_size, "mode": scoring})
         with _timed(stage_s, "scoring"):
-            pairs["score"] = score_pairs(pairs, client, cfg.batch_size, delay, progress)
+            if scoring == "packed":
+                pairs["score"] = score_packed(pairs, client, delay, progress)
+            else:
+                pairs["score"] = score_pairs(pairs, client, cfg.batch_size, delay, progress)
     finally:
         client.close()
     top = (

@@ -195,7 +195,9 @@ def _scorer_inferences(triton) -> int:
 
     c = httpclient.InferenceServerClient(triton.http_url)
     try:
-        return int(c.get_inference_statistics("scorer")["model_stats"][0]["inference_count"])
+        # per-pair rows on `scorer`, user rows on `packed_scorer` (nearline's default scoring)
+        stats = [c.get_inference_statistics(m)["model_stats"][0] for m in ("scorer", "packed_scorer")]
+        return sum(int(s["inference_count"]) for s in stats)
     finally:
         c.close()
 
