@@ -14,6 +14,11 @@ The CPU is shared: the machine's load average is recorded at start and end; comp
 run with each other rather than across runs.
 
     .venv/bin/python benchmarks/nearline.py [--users 50] [--smollm2-users 12] [--skip-smollm2] [--work DIR]
+        [--candidates 20] [--quick]
+
+SmolLM2 runs twice on the same users (issue 14): scoring="packed" (serengpt_packed, one request
+row per user: the shared part once) and scoring="pair" (serengpt, one row per pair), with the
+candidate slates sized to ~--candidates per user and the profile budget of the model's recipe.
 
 Shards (issue 17; results/nearline_shards.json): plan -> S shards -> commit in process and through
 kfp.local (fan-out/fan-in overhead), one SmolLM2 shard, and a projection for N Triton replicas x S:
@@ -116,10 +121,10 @@ def model_repo(model_dir: Path, out: Path) -> tuple[Path, float]:
 
     t0 = time.perf_counter()
     onnx = out / "scorer.onnx"
-    if not onnx.exists():
+    if not onnx.exists() or not (out / "packed.onnx").exists():
         export_onnx(model_dir, onnx)
     repo = out / "repo"
-    if not (repo / "serengpt").exists():
+    if not (repo / "serengpt_packed").exists():
         build_model_repository(onnx, model_dir, repo, target="local", version=1)
     return repo, time.perf_counter() - t0
 
@@ -155,17 +160,19 @@ def bench_model(
     incremental: Path | None = None,
     batch_size: int = 64,
     timeout_s: float = 30.0,
+    scoring: str = "packed",
 ) -> dict[str, Any]:
     from seren.nearline import NearlineConfig, open_store
     from serving.triton import TritonServer
 
-    cached = (work / f"serving-{name}" / "repo" / "serengpt").exists()
+    cached = (work / f"serving-{name}" / "repo" / "serengpt_packed").exists()
     repo, export_s = model_repo(model_dir, work / f"serving-{name}")
     feast = Path(tempfile.mkdtemp(prefix=f"feast-{name}-", dir=work))
     store = open_store("local", feast)  # Feast import + apply: once per process, not per tick
     out: dict[str, Any] = {"export_and_repository_s": None if cached else round(export_s, 1)}
-    with TritonServer(repo, models=["serengpt"], backend_dir=work / "backends") as srv:
+    with TritonServer(repo, models=["serengpt", "serengpt_packed"], backend_dir=work / "backends") as srv:
         cfg = NearlineConfig(
+            scoring=scoring,
             dataset_dir=str(data),
             triton_url=srv.http_url,
             exploration_dir=str(pub),
@@ -181,7 +188,10 @@ def bench_model(
             judgments_dir=str(feast / "judgments"),
         )
         out["first_run_all_users"] = one_run(cfg, store)
-        print(name, "first run", out["first_run_all_users"], flush=True)
+        out["first_run_all_users"]["items_per_user"] = round(
+            out["first_run_all_users"]["items_scored"] / max(1, out["first_run_all_users"]["users_refreshed"]), 1
+        )
+        print(name, scoring, "first run", out["first_run_all_users"], flush=True)
         if incremental is not None:
             cfg.dataset_dir = str(incremental)
             out["incremental_run"] = one_run(cfg, store)
@@ -192,6 +202,7 @@ def bench_model(
         "k_explore": k_explore,
         "batch_size": batch_size,
         "timeout_s": timeout_s,
+        "scoring": scoring,
     }
     return out
 
@@ -203,7 +214,12 @@ def main() -> None:
     ap.add_argument("--skip-smollm2", action="store_true")
     ap.add_argument("--work", default=None, help="Working dir (kept: a re-run reuses the inputs and exports).")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "nearline.json"))
+    ap.add_argument("--candidates", type=int, default=20, help="SmolLM2: candidates per user (main + explore)")
+    ap.add_argument("--token-budget", type=int, default=None, help="default: the model recipe's profile budget")
+    ap.add_argument("--quick", action="store_true", help="12 users, 2 SmolLM2 users, 8 candidates")
     args = ap.parse_args()
+    if args.quick:
+        args.users, args.smollm2_users, args.candidates = 12, 2, 8
 
     import torch
 
@@ -229,18 +245,30 @@ def main() -> None:
     }
     if not args.skip_smollm2:
         small = subset(data, work / f"data_{args.smollm2_users}", args.smollm2_users)
-        results["smollm2"] = bench_model(
-            "smollm2", resolve_base_model("smollm2"), small, pub, work, 64, 5, 3, batch_size=8, timeout_s=900
-        )
+        k_main = (args.candidates + 1) // 2
+        k_explore = args.candidates - k_main
+        for mode in ("packed", "pair"):
+            results[f"smollm2_{mode}"] = bench_model(
+                "smollm2", resolve_base_model("smollm2"), small, pub, work, args.token_budget, k_main, k_explore,
+                batch_size=args.candidates, timeout_s=900, scoring=mode,
+            )  # fmt: skip
+        pk, pr = (results[f"smollm2_{m}"]["first_run_all_users"] for m in ("packed", "pair"))
+        results["smollm2_packed_over_pair"] = {
+            "users_per_min": round(pk["users_per_min"] / pr["users_per_min"], 2),
+            "items_per_s_triton": round(pk["items_per_s_triton"] / pr["items_per_s_triton"], 2),
+        }
     report = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "what": "one nearline run (all users changed) through real Feast (local), Triton and the sequence recommender",
         "dataset": {"synthetic_users": args.users, "items": 300, "smollm2_users": args.smollm2_users},
+        "quick": bool(args.quick),
         "inputs_build_s": round(inputs_s, 1),
         "results": results,
         "notes": [
             "users_per_min / items_per_s_end_to_end: the whole run (dataset load .. watermark), Feast opened beforehand",
-            "items_per_s_triton: items / the scoring stage (HTTP, sequential batches: 64 tiny, 8 SmolLM2)",
+            "items_per_s_triton: items / the scoring stage (HTTP, sequential: packed = one request per user, "
+            "pair = batches of --candidates pairs)",
+            "smollm2_packed / smollm2_pair: the same users and candidates, serengpt_packed vs serengpt",
             "SmolLM2 on this CPU needs a client timeout above one batch's time (a 64-item batch ran past 30 s)",
             "export_and_repository_s: null when the ONNX export was reused from an earlier run of --work",
             "stage_share 'other': dataset load, changed-user detection, top-N, judgments, watermark",

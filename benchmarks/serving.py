@@ -13,6 +13,13 @@ in-process ORT batch throughput. Numbers are printed and written to benchmarks/r
 with the machine (and its load average: other work on the box slows every row alike).
 
     .venv/bin/python benchmarks/serving.py [--model smollm2] [--quick]
+
+Load test (issue 14; results/serving_load.json): `wrk` (Debian package, an established HTTP load
+generator) POSTs Triton's KServe-v2 JSON to the old per-pair ensemble (`serengpt`: one request = one
+user's 20 pairs) and the new multi-candidate one (`serengpt_packed`: one request = one user's row of
+20 candidates) at concurrency 1, 4 and 16; requests/s, items/s and wrk's p50/p99 latency:
+
+    .venv/bin/python benchmarks/serving.py --load-test [--model smollm2] [--duration 40] [--quick]
 """
 
 from __future__ import annotations
@@ -132,7 +139,148 @@ def bench_triton(url: str, profiles: list[str], items: list[str], concurrency: i
     return out
 
 
+_WRK_LUA = r"""
+local f = assert(io.open("%(body)s", "r"))
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+done = function(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format("WRKJSON {\"requests\": %%d, \"errors\": %%d, \"non_2xx\": %%d, \"p50_us\": %%d, "
+    .. "\"p99_us\": %%d, \"duration_us\": %%d}\n", summary.requests, e.connect + e.read + e.write + e.timeout,
+    e.status, latency:percentile(50), latency:percentile(99), summary.duration))
+end
+"""
+
+
+def infer_body(model: str, profile: str, items: list[str]) -> dict:
+    """KServe-v2 JSON for one user: per-pair ensemble [n,1] x 2, packed ensemble [1,1] + [1,n]."""
+    n = len(items)
+    if model == "serengpt_packed":
+        shapes = ([1, 1], [1, n])
+        data = ([profile], items)
+    else:
+        shapes = ([n, 1], [n, 1])
+        data = ([profile] * n, items)
+    inputs = [
+        {"name": name, "shape": shape, "datatype": "BYTES", "data": d}
+        for name, shape, d in zip(("PROFILE_TEXT", "ITEM_TEXT"), shapes, data, strict=True)
+    ]
+    return {"inputs": inputs, "outputs": [{"name": "SCORE"}]}
+
+
+def run_wrk(url: str, model: str, body: dict, concurrency: int, duration: int, work: Path) -> dict:
+    """One wrk run at `concurrency` open connections; its own latency percentiles."""
+    import json
+    import shutil
+    import subprocess
+
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise SystemExit("error: wrk is not installed. Fix: apt-get install wrk")
+    body_path = work / f"body-{model}.json"
+    body_path.write_text(json.dumps(body))
+    lua = work / f"wrk-{model}.lua"
+    lua.write_text(_WRK_LUA % {"body": body_path})
+    cmd = [wrk, "-t", str(min(2, concurrency)), "-c", str(concurrency), "-d", f"{duration}s", "--timeout", "600s",
+           "-s", str(lua), f"http://{url}/v2/models/{model}/infer"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith("WRKJSON "))
+    r = json.loads(line.removeprefix("WRKJSON "))
+    secs = r["duration_us"] / 1e6
+    n_items = len(body["inputs"][1]["data"])
+    return {
+        "concurrency": concurrency,
+        "requests": r["requests"],
+        "errors": r["errors"],
+        "non_2xx": r["non_2xx"],
+        "requests_per_s": round(r["requests"] / secs, 3),
+        "items_per_s": round(r["requests"] * n_items / secs, 3),
+        "latency_ms_p50": round(r["p50_us"] / 1000, 1),
+        "latency_ms_p99": round(r["p99_us"] / 1000, 1),
+        "duration_s": round(secs, 1),
+    }
+
+
+def load_test(argv: list[str]) -> None:
+    ap = argparse.ArgumentParser(description="wrk load test of serengpt vs serengpt_packed")
+    ap.add_argument("--load-test", action="store_true")
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--candidates", type=int, default=20)
+    ap.add_argument("--duration", type=int, default=40, help="seconds per (ensemble, concurrency)")
+    ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 16])
+    ap.add_argument("--quick", action="store_true", help="tiny model, 5 s per point")
+    ap.add_argument("--work", default=None)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serving_load.json"))
+    args = ap.parse_args(argv)
+    from seren.io import write_json
+    from seren.llm.base import make_tiny_model, resolve_base_model
+    from serving.export import export_onnx
+    from serving.model_repository import build_model_repository
+    from serving.triton import TritonServer
+
+    load0 = os.getloadavg()
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="seren-bench-load-"))
+    work.mkdir(parents=True, exist_ok=True)
+    if args.quick:
+        model_dir = work / "tiny"
+        if not (model_dir / "config.json").exists():
+            make_tiny_model(model_dir)
+        args.duration = 5
+    else:
+        model_dir = resolve_base_model(args.model)
+    if not (work / "repo" / "serengpt_packed").exists():
+        export_onnx(model_dir, work / "scorer.onnx")
+        build_model_repository(work / "scorer.onnx", model_dir, work / "repo", target="local")
+    profiles, items = workload(args.candidates)
+    results: dict[str, list[dict]] = {}
+    with TritonServer(
+        work / "repo",
+        models=["serengpt", "serengpt_packed"],
+        log_file=work / "tritonserver.log",
+        backend_dir=work / "backends",
+        startup_timeout=300,
+    ) as srv:
+        for model in ("serengpt_packed", "serengpt"):
+            body = infer_body(model, profiles[0], items)
+            results[model] = []
+            for c in args.concurrency:
+                r = run_wrk(srv.http_url, model, body, c, args.duration, work)
+                results[model].append(r)
+                print(model, r, flush=True)
+    ratio = {
+        str(a["concurrency"]): round(a["items_per_s"] / b["items_per_s"], 2) if b["items_per_s"] else None
+        for a, b in zip(results["serengpt_packed"], results["serengpt"], strict=True)
+    }
+    report = {
+        "what": "wrk (HTTP/JSON, KServe v2) against the local tritonserver: one request = one user's candidates",
+        "model": str(model_dir),
+        "candidates_per_request": args.candidates,
+        "duration_s_per_point": args.duration,
+        "results": results,
+        "packed_over_pair_items_per_s": ratio,
+        "notes": [
+            "wrk counts requests completed within the duration; a request in flight at the end is not counted",
+            "latency percentiles are wrk's (per request, i.e. per user of --candidates items)",
+        ],
+        "machine": {
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "loadavg_start": [round(x, 2) for x in load0],
+            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        },
+        "quick": args.quick,
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    write_json(args.out, report)
+    print(f"packed / per-pair items/s by concurrency: {ratio}\nwrote {args.out}")
+
+
 def main() -> None:
+    if "--load-test" in sys.argv[1:]:
+        load_test(sys.argv[1:])
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--model", default="smollm2", help="base/SerenGPT model name or dir (default smollm2)")
     ap.add_argument("--quick", action="store_true", help="fewer items (smoke run)")
@@ -191,7 +339,7 @@ def main() -> None:
     repo = build_model_repository(onnx_path, model_dir, work / "repo", target="local")
     with TritonServer(
         repo,
-        models=["serengpt"],
+        models=["serengpt", "serengpt_packed"],
         log_file=work / "tritonserver.log",
         backend_dir=work / "backends",
         startup_timeout=300,

@@ -38,6 +38,8 @@ from serving.triton import TritonControl as _TritonControl
 
 TRITON_MODELS = ("tokenizer", "scorer", "serengpt")  # the ensemble last
 ENSEMBLE = "serengpt"
+# The multi-candidate ensemble (serving.model_repository writes it when the export has packed.onnx).
+PACKED_MODELS = ("packer", "packed_scorer", "serengpt_packed")
 HISTORY_KEPT = 20
 # Fixed smoke texts: plain, unicode + newline, a very short pair.
 SMOKE_PAIRS = [
@@ -76,7 +78,7 @@ def triton_versions(repo: Path) -> list[int]:
 
 
 def _remove_version(repo: Path, n: int) -> None:
-    for m in TRITON_MODELS:
+    for m in TRITON_MODELS + PACKED_MODELS:
         shutil.rmtree(repo / m / str(n), ignore_errors=True)
 
 
@@ -158,7 +160,11 @@ def _load_and_check(
 
     verify_repository(repo)  # the weights Triton is about to read (per-pair and packed) are the recorded ones
     control.load(ENSEMBLE)  # (re)loads the composing tokenizer and scorer too; checked below
-    for m in TRITON_MODELS:
+    packed = (repo / PACKED_MODELS[-1] / str(n)).is_dir()
+    if packed:
+        verify_repository(repo, [PACKED_MODELS[-1]])
+        control.load(PACKED_MODELS[-1])
+    for m in TRITON_MODELS + (PACKED_MODELS if packed else ()):
         loaded = control.loaded_versions(m)
         if loaded != [n]:
             raise DeploymentError(
