@@ -192,6 +192,13 @@ def _token_budget(cfg: NearlineConfig) -> int:
     return int(model_recipe(cfg.model, cfg.token_budget)["token_budget"])
 
 
+def _profile_config(cfg: NearlineConfig) -> Any:
+    """The profile knobs of the model's prompt recipe (one prompt per model, wherever it is scored)."""
+    from seren.serengpt.recipe import model_recipe, profile_config
+
+    return profile_config(model_recipe(cfg.model, cfg.token_budget))
+
+
 # ------------------------------------------------------------------------------------ stages
 
 
@@ -589,7 +596,7 @@ def _profiles(ds: Any, cfg: NearlineConfig, users: list[str]) -> pd.DataFrame:
     if not users:
         return pd.DataFrame(columns=["user_id", "profile_text", "profile_tokens", "category_entropy"])
     tok = _tokenizer(str(cfg.model))
-    df = build_profiles(ds, tok, token_budget=_token_budget(cfg), users=users)
+    df = build_profiles(ds, tok, token_budget=_token_budget(cfg), users=users, config=_profile_config(cfg))
     df["user_id"] = df["user_id"].astype(str)
     return df.reset_index(drop=True)
 
