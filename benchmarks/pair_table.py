@@ -12,6 +12,12 @@ time is contention-proof: pairs per CPU-second is the rate of one dedicated core
 projection for all pairs is given per core (pairs are independent, so cores/processes divide it).
 
 Run: .venv/bin/python benchmarks/pair_table.py [--model smollm2] [--sample 12] [--threads 1] [--device cpu|cuda]
+
+Shards (issue 17; results/pair_table_shards.json): one task of a sharded paper-scale build (SmolLM2,
+760 clusters, beam), the kfp.local fan-out/fan-in overhead (tiny model, 12 clusters), and the
+projected hours for 577,600 pairs over S tasks:
+
+    .venv/bin/python benchmarks/pair_table.py --shards 1 4 [--parts 2] [--work DIR]
 """
 
 from __future__ import annotations
@@ -157,5 +163,145 @@ def main() -> None:
     )
 
 
+# ---------------------------------------------------------------- shards (issue 17): --shards
+
+
+def _tiny_novelty_dir(work: Path, n_clusters: int) -> Path:
+    """The tiny random Llama (SmolLM2 tokenizer) as a novelty model over n clusters: the kfp.local
+    fan-out/fan-in overhead does not depend on the model."""
+    from seren.exploration.novelty import CLUSTERS_FILE
+    from seren.io import write_json
+    from seren.llm.base import make_tiny_model
+
+    d = work / "tiny_novelty"
+    if not (d / "config.json").exists():
+        make_tiny_model(d, seed=0)
+    write_json(d / CLUSTERS_FILE, {"descriptions": descriptions(n_clusters)})
+    return d
+
+
+def _kfp_sharded(model_dir: Path, n_tasks: int, root: Path) -> float:
+    """The exploration pipeline's pair-table part (tasks -> ParallelFor(shard) -> merge) on kfp.local."""
+    from kfp import dsl, local
+
+    from components.pair_table.component import pair_table_merge, pair_table_shard, pair_table_tasks
+
+    def bench(tasks=1):  # annotated below: this module's `from __future__ import annotations` makes strings
+        model = dsl.importer(artifact_uri=str(model_dir), artifact_class=dsl.Model, reimport=False)
+        fan = pair_table_tasks(tasks=tasks)
+        with dsl.ParallelFor(fan.output) as task:
+            pts = pair_table_shard(
+                model=model.output, aligner=model.output, task=task, tasks=tasks, n=3, use_aligner=False,
+                shard_size=8, method="beam",
+            )  # fmt: skip
+        pair_table_merge(parts=dsl.Collected(pts.outputs["part"]), results=dsl.Collected(pts.outputs["Output"]))
+
+    bench.__annotations__ = {"tasks": int}
+    bench = dsl.pipeline(name="pair-table-shards-bench")(bench)
+
+    local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+    t0 = time.perf_counter()
+    bench(tasks=n_tasks)
+    return time.perf_counter() - t0
+
+
+def shards_main() -> None:
+    """Per-task throughput of a sharded build (SmolLM2, paper scale), the kfp.local fan-out/fan-in
+    overhead (tiny model), and the projected hours for 577,600 pairs over S tasks."""
+    ap = argparse.ArgumentParser(description="pair table shards")
+    ap.add_argument("--shards", type=int, nargs="+", default=[1, 4])
+    ap.add_argument("--model", default="smollm2")
+    ap.add_argument("--parts", type=int, default=2, help="parts of 8 pairs the timed task computes")
+    ap.add_argument("--work", default=None)
+    ap.add_argument("--out", default=str(OUT.parent / "pair_table_shards.json"))
+    args = ap.parse_args()
+    import json
+    import tempfile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from seren.exploration.novelty import NoveltyModel
+    from seren.exploration.pair_table import build_pair_table_task, merge_pair_table
+    from seren.io import write_json
+    from seren.llm.base import load_causal_lm
+
+    torch.set_num_threads(1)
+    load0 = os.getloadavg()
+    work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="pt-shards-"))
+    work.mkdir(parents=True, exist_ok=True)
+
+    # 1. one task of a paper-scale sharded build (760 clusters, beam, n=3), one core
+    model, tok = load_causal_lm(args.model)
+    nm = NoveltyModel(model, tok, descriptions(PAPER_CLUSTERS))
+    n_parts = (PAPER_CLUSTERS**2 + 7) // 8
+    n_tasks = max(1, n_parts // args.parts)
+    t0, c0 = time.perf_counter(), time.process_time()
+    r = build_pair_table_task(nm, work / "paper", 0, n_tasks, n=3, shard_size=8, method="beam")
+    task = {
+        "clusters": PAPER_CLUSTERS, "method": "beam", "n": 3, "parts": r["parts"], "pairs": r["pairs_computed"],
+        "seconds_total": round(time.perf_counter() - t0, 2), "cpu_seconds_total": round(time.process_time() - c0, 2),
+        "seconds_parts": r["seconds"], "pairs_per_s": r["pairs_per_s"], "load_avg_1m": round(os.getloadavg()[0], 2),
+    }  # fmt: skip
+    task["plan_seconds"] = round(task["seconds_total"] - r["seconds"], 2)
+    print("paper-scale task", task, flush=True)
+    del model, nm
+
+    # 2. fan-out/fan-in overhead on kfp.local: same work in process vs through the pipeline tasks
+    tiny = _tiny_novelty_dir(work, 12)
+    tm = NoveltyModel.from_pretrained(tiny)
+    overhead = []
+    for s in args.shards:
+        t0 = time.perf_counter()
+        res = [
+            build_pair_table_task(tm, work / f"lib{s}", t, s, n=3, shard_size=8, method="beam", out_dir=work / f"lib{s}" / f"t{t}")
+            for t in range(s)
+        ]  # fmt: skip
+        merge_pair_table([work / f"lib{s}" / f"t{t}" for t in range(s)], work / f"lib{s}" / "table", res)
+        lib = time.perf_counter() - t0
+        kfp = _kfp_sharded(tiny, s, work / f"kfp{s}")
+        overhead.append({"shards": s, "pairs": 144, "in_process_s": round(lib, 2), "kfp_local_s": round(kfp, 2),
+                         "fan_out_fan_in_overhead_s": round(kfp - lib, 2), "load_avg_1m": round(os.getloadavg()[0], 2)})  # fmt: skip
+        print("overhead", overhead[-1], flush=True)
+
+    rate = task["pairs_per_s"]  # the parts alone; the task's plan is a one-off cost per task
+    per_task_overhead = max(o["fan_out_fan_in_overhead_s"] for o in overhead) + task["plan_seconds"]
+    grid = [
+        {"tasks": s, "hours_577600_pairs": round((PAPER_CLUSTERS**2 / (s * rate) + per_task_overhead) / 3600, 2)}
+        for s in (1, 8, 64, 256, 1024)
+    ]
+    report = {
+        "benchmark": "pair_table_shards",
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "per_task": task,
+        "kfp_local_overhead": overhead,
+        "projection": {
+            "kind": "PROJECTION from the measured per-task rate, not a measurement of a cluster",
+            "formula": "hours = (577,600 / (S * r) + overhead) / 3600; r = pairs/s of one task's parts "
+            "(1 torch thread = one core per task); overhead = the task's plan + the largest kfp.local "
+            "fan-out/fan-in overhead measured; tasks are independent (round-robin parts)",
+            "r_pairs_per_s_per_task": round(rate, 4),
+            "overhead_s": per_task_overhead,
+            "grid": grid,
+        },
+        "machine": {
+            "platform": platform.platform(),
+            "python": sys.version.split()[0],
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "loadavg_start": [round(x, 2) for x in load0],
+            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+        },  # fmt: skip
+        "notes": [
+            "kfp.local runs at most 2 loop iterations at once and starts a Python subprocess (imports + model load) per task",
+            "the timed paper-scale task includes its plan (fingerprint of 577,600 pairs, plan.json) in seconds_total",
+        ],
+    }
+    write_json(Path(args.out), report)
+    print(json.dumps(report["projection"], indent=1))
+    print(f"wrote {args.out}")
+
+
 if __name__ == "__main__":
-    main()
+    if "--shards" in sys.argv:
+        shards_main()
+    else:
+        main()
