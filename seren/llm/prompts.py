@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from seren.llm.relation import candidate_block
+from seren.llm.relation import candidate_block, split_profile
 
 SYSTEM = (
     "You judge recommendations. Answer Yes if the candidate item would be a pleasant surprise "
@@ -19,15 +19,19 @@ QUESTION = "Is this item a pleasant surprise for this user? Answer Yes or No."
 YES, NO = "Yes", "No"
 
 
-def user_message(profile_text: str, item_text: str) -> str:
-    return f"User profile:\n{profile_text.strip()}\n\nCandidate item:\n{candidate_block(profile_text, item_text)}\n\n{QUESTION}"
+def user_message(profile_text: str, item_text: str, fields: dict[str, Any] | str | None = None) -> str:
+    """`profile_text` may be a `relation.profile_input` envelope: only its prose enters the prompt,
+    its structured fields (or explicit `fields`) give the relation line."""
+    text, _ = split_profile(profile_text)
+    block = candidate_block(profile_text, item_text, fields)
+    return f"User profile:\n{text.strip()}\n\nCandidate item:\n{block}\n\n{QUESTION}"
 
 
-def build_prompt(tokenizer: Any, profile_text: str, item_text: str) -> str:
+def build_prompt(tokenizer: Any, profile_text: str, item_text: str, fields: dict[str, Any] | str | None = None) -> str:
     """Chat-formatted prompt ending where the assistant's Yes/No answer starts."""
     messages = [
         {"role": "system", "content": SYSTEM},
-        {"role": "user", "content": user_message(profile_text, item_text)},
+        {"role": "user", "content": user_message(profile_text, item_text, fields)},
     ]
     if getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)

@@ -294,6 +294,10 @@ def score_pairs(
     n = len(pairs)
     out = np.zeros(n, dtype=np.float32)
     profiles = pairs["profile_text"].tolist()
+    if "relation_fields" in pairs.columns:  # sent to Triton inside the PROFILE_TEXT envelope
+        from seren.llm.relation import profile_input
+
+        profiles = [profile_input(p, f) for p, f in zip(profiles, pairs["relation_fields"].fillna(""), strict=True)]
     items = pairs["item_text"].tolist()
     chunks: Iterable[slice] = list(_batches(n, batch_size))
     if progress is not None:
@@ -618,6 +622,8 @@ def _pairs(cands: pd.DataFrame, profiles: pd.DataFrame, items: pd.DataFrame) -> 
     if df.empty:
         return df.assign(profile_text=pd.Series(dtype=object), item_text=pd.Series(dtype=object))
     df["profile_text"] = prof.reindex(df["user_id"]).to_numpy()
+    if "relation_fields" in profiles.columns:  # structured fields of the relation line (seren.llm.relation)
+        df["relation_fields"] = profiles.set_index("user_id")["relation_fields"].reindex(df["user_id"]).to_numpy()
     df["item_text"] = text.reindex(df["item_id"]).to_numpy()
     if df["profile_text"].isna().any():
         raise DataError("a refreshed user has no profile", "check build_profiles output")  # pragma: no cover

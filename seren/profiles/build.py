@@ -13,6 +13,7 @@ do not contain the events they judge.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import re
@@ -28,6 +29,7 @@ import pandas as pd
 from seren.data.dataset import Dataset
 from seren.data.schema import is_positive
 from seren.errors import DataError
+from seren.llm.relation import make_fields
 from seren.profiles.text import category_top, count_tokens
 
 log = logging.getLogger(__name__)
@@ -159,6 +161,8 @@ def _static(ev: pd.DataFrame, ds: Dataset, ref: pd.Series, cfg: ProfileConfig) -
     st["interests"] = _join_list(sub, "category", users)
     shown = sub[sub["rank"] < cfg.n_engaged]
     st["engaged"] = _join_list(shown.assign(s=shown["category"] + " " + shown["n"].astype(str)), "s", users)
+    st["engaged_names"] = _join_list(shown, "category", users)
+    st["engaged_n"] = _join_list(shown, "n", users)
     st["n_engaged_hidden"] = (sub.groupby("user_id").size().reindex(users).fillna(0) - cfg.n_engaged).clip(lower=0)
     opened = pos.groupby(["user_id", "category"], sort=False).cumcount() == 0
     st["novelty_rate"] = (opened.groupby(pos["user_id"]).sum() / st["n_positive"]).reindex(users)
@@ -277,6 +281,33 @@ def _movie_signal(ev: pd.DataFrame, ds: Dataset, users: pd.Index, cfg: ProfileCo
 
 def _fmt_list(v: Sequence[str]) -> str:
     return ", ".join(v)
+
+
+def relation_fields(st: pd.DataFrame) -> list[str]:
+    """Per user, the structured fields of the prompt's relation line (seren.llm.relation) as JSON:
+    the listed engaged subcategories with their positives, how many more exist, the top categories
+    with their shares. Built from the profile's columns, so a change of the prose template (or a
+    line dropped by the token budget) cannot change the relation line."""
+    out = []
+
+    def lst(v: Any) -> list:
+        return v if isinstance(v, list) else []
+
+    for names, n_eng, more, tops, shares in zip(
+        st["engaged_names"],
+        st["engaged_n"],
+        st["n_engaged_hidden"],
+        st["top_categories"],
+        st["top_shares"],
+        strict=True,
+    ):
+        fields = make_fields(
+            list(zip(lst(names), lst(n_eng), strict=True)),
+            0 if pd.isna(more) else int(more),
+            list(zip(lst(tops), lst(shares), strict=True)),
+        )
+        out.append(json.dumps(fields, sort_keys=True))
+    return out
 
 
 def _render_lines(st: pd.DataFrame) -> pd.DataFrame:
@@ -570,6 +601,7 @@ def build_profiles(
     df["n_events"] = df["n_events"].astype(int)
     df["n_positive"] = df["n_positive"].astype(int)
     df["summarised"] = df["profile_text"].str.contains("Summary: ", regex=False)
+    df["relation_fields"] = relation_fields(stc)
     if per_user:
         df["as_of"] = df["user_id"].map(cut_map).astype("datetime64[ns, UTC]").to_numpy()
     else:

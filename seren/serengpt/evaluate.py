@@ -199,11 +199,17 @@ def score_with_model(
     model_dir: str | os.PathLike[str], candidates: pd.DataFrame, batch_size: int = 16, progress: bool | None = None
 ) -> np.ndarray:
     """P(Yes) of a SerenGPT (or zero-shot base) model for every candidate."""
+    from seren.llm.relation import profile_input
     from seren.llm.scorer import SerenScorer
 
     scorer = SerenScorer.from_pretrained(model_dir)
+    profiles = candidates["profile_text"].astype(str).tolist()
+    if "relation_fields" in candidates.columns:  # structured fields ride along (relation line)
+        profiles = [
+            profile_input(p, f) for p, f in zip(profiles, candidates["relation_fields"].fillna(""), strict=True)
+        ]
     return scorer.score(
-        candidates["profile_text"].astype(str).tolist(),
+        profiles,
         candidates["item_text"].astype(str).tolist(),
         batch_size=batch_size,
         progress=progress,

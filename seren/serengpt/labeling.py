@@ -513,7 +513,7 @@ def label_metrics(labels: pd.DataFrame) -> dict[str, Any]:
 
 SFT_COLUMNS = ["user_id", "item_id", "prompt", "completion", "label", "source", "confidence", "as_of"]
 PREF_COLUMNS = ["user_id", "item_id", "prompt", "chosen", "rejected", "label", "source", "confidence", "as_of"]
-EVAL_COLUMNS = ["user_id", "item_id", "profile_text", "item_text", "label", "source", "as_of"]
+EVAL_COLUMNS = ["user_id", "item_id", "profile_text", "item_text", "label", "source", "as_of", "relation_fields"]
 TABLES = {
     "sft_train": SFT_COLUMNS,
     "sft_test": SFT_COLUMNS,
@@ -604,7 +604,9 @@ def _candidates(df: pd.DataFrame, max_candidates: int, seed: int) -> pd.DataFram
 _P, _I = "\x00SEREN_PROFILE\x00", "\x00SEREN_ITEM\x00"
 
 
-def render_prompts(tokenizer: Any, profile_texts: list[str], item_texts: list[str]) -> list[str]:
+def render_prompts(
+    tokenizer: Any, profile_texts: list[str], item_texts: list[str], fields: list[str] | None = None
+) -> list[str]:
     """`prompts.build_prompt` for many rows at once.
 
     The chat template is rendered once around two sentinels and filled by string concatenation;
@@ -612,18 +614,24 @@ def render_prompts(tokenizer: Any, profile_texts: list[str], item_texts: list[st
     template transforms its content (so the output is always exactly `build_prompt`'s).
     """
     n = len(profile_texts)
+    fields = list(fields) if fields is not None else [None] * n  # relation fields (JSON) per row
     frame = prompts.build_prompt(tokenizer, _P, _I)
     if frame.count(_P) == 1 and frame.count(_I) == 1 and frame.index(_P) < frame.index(_I):
         head, rest = frame.split(_P)
         mid, tail = rest.split(_I)
         out = [
-            head + p.strip() + mid + candidate_block(p, t) + tail
-            for p, t in zip(profile_texts, item_texts, strict=True)
+            head + p.strip() + mid + candidate_block(p, t, f or None) + tail
+            for p, t, f in zip(profile_texts, item_texts, fields, strict=True)
         ]
         probe = sorted({0, n - 1, *np.random.default_rng(0).integers(0, max(n, 1), size=min(n, 16)).tolist()})
-        if n == 0 or all(out[i] == prompts.build_prompt(tokenizer, profile_texts[i], item_texts[i]) for i in probe):
+        if n == 0 or all(
+            out[i] == prompts.build_prompt(tokenizer, profile_texts[i], item_texts[i], fields[i] or None) for i in probe
+        ):
             return out
-    return [prompts.build_prompt(tokenizer, p, t) for p, t in zip(profile_texts, item_texts, strict=True)]
+    return [
+        prompts.build_prompt(tokenizer, p, t, f or None)
+        for p, t, f in zip(profile_texts, item_texts, fields, strict=True)
+    ]
 
 
 def build_training_data(
@@ -642,7 +650,9 @@ def build_training_data(
     """
     snap = "as_of" in labels.columns and "as_of" in profiles.columns
     on = ["user_id", "as_of"] if snap else ["user_id"]
-    prof = profiles[[*on, "profile_text"]].copy()
+    # the relation line comes from the profile's structured fields (seren.llm.relation), not its prose
+    fcol = ["relation_fields"] if "relation_fields" in profiles.columns else []
+    prof = profiles[[*on, "profile_text", *fcol]].copy()
     labels = labels.copy()
     if snap:  # parquet round trips may change the datetime unit; compare as UTC nanoseconds
         prof["as_of"] = _utc_ns(prof["as_of"])
@@ -656,7 +666,12 @@ def build_training_data(
     if df.empty:
         raise DataError("no label matches a profile and an item", "build labels and profiles from the same dataset")
     df = df.drop_duplicates(["user_id", "item_id", "as_of"], keep="first")
-    df["prompt"] = render_prompts(tokenizer, df["profile_text"].tolist(), df["item_text"].tolist())
+    if "relation_fields" not in df.columns:
+        df["relation_fields"] = ""
+    df["relation_fields"] = df["relation_fields"].fillna("").astype(str)
+    df["prompt"] = render_prompts(
+        tokenizer, df["profile_text"].tolist(), df["item_text"].tolist(), df["relation_fields"].tolist()
+    )
     # Identical prompts (same profile text + item) must carry one answer: keep the most confident,
     # drop the prompt entirely when its labels contradict each other.
     contradictory = df.groupby("prompt")["label"].transform("nunique") > 1
@@ -746,11 +761,6 @@ def run_labeling(
     )
     td = build_training_data(labels, profiles, ds.items, load_tokenizer(base_model), test_frac=test_frac, seed=seed)
     td.metrics = {**labels.attrs["metrics"], **td.metrics}
-    budget = (profiles.attrs.get("metrics") or {}).get("token_budget")
-    if budget:  # the prompt recipe travels with the training data into the model cards
-        from seren.serengpt.recipe import prompt_recipe
-
-        td.metrics["prompt"] = prompt_recipe(int(budget))
     td.labels = labels
     td.save(out_dir)
     return json.loads(json.dumps(td.metrics, default=str))

@@ -46,6 +46,9 @@ class PromptEncoder:
         if spec.get("relation") and candidate is None:
             raise ValueError(f"the prompt format needs {spec['relation']} (the candidate's relation line)")
         self.candidate = candidate or _plain
+        # a PROFILE_TEXT may be relation.profile_input's JSON envelope (prose + structured relation fields)
+        glb = getattr(self.candidate, "__globals__", {})
+        self.split = glb.get("split_profile") or (lambda p: (p, None))
         self.prefix, self.middle, self.suffix = spec["parts"]
         self.add_special_tokens = bool(spec.get("add_special_tokens", True))
         self.pad_id = int(spec["pad_token_id"])
@@ -65,7 +68,8 @@ class PromptEncoder:
 
     def prompt(self, profile_text: str, item_text: str) -> str:
         # Same as seren.llm.prompts.build_prompt: texts are stripped, then placed in the template.
-        return f"{self.prefix}{profile_text.strip()}{self.middle}{self.candidate(profile_text, item_text)}{self.suffix}"
+        text = self.split(profile_text)[0]
+        return f"{self.prefix}{text.strip()}{self.middle}{self.candidate(profile_text, item_text)}{self.suffix}"
 
     def encode(self, profile_texts: list[str], item_texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         if len(profile_texts) != len(item_texts):
