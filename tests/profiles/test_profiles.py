@@ -87,12 +87,36 @@ def test_budget_never_exceeded_and_counts_exact(synth: Dataset, tok) -> None:
 def test_compression_ratio_reported(synth: Dataset, tok) -> None:
     df = build_profiles(synth, tok)
     m = df.attrs["metrics"]
-    assert m == {**profile_metrics(df, token_budget=160), **{k: m[k] for k in m if k not in profile_metrics(df, 160)}}
+    prof, raw = df["profile_tokens"], df["raw_tokens"]
+    assert m["mean_profile_tokens"] == pytest.approx(prof.sum() / len(df), abs=0.005)  # rounded to 2 places
+    assert m["mean_raw_tokens"] == pytest.approx(raw.sum() / len(df), abs=0.005)
+    assert m["max_profile_tokens"] == max(prof) and m["token_budget"] == 160
     assert m["n_users"] == synth.interactions["user_id"].nunique()
     assert m["mean_raw_tokens"] > m["mean_profile_tokens"] > 0
     assert m["compression_ratio"] > 1
     assert m["compression_ratio"] == pytest.approx(df["raw_tokens"].sum() / df["profile_tokens"].sum(), rel=1e-3)
     assert m["p95_profile_tokens"] <= 160 and m["llm_calls"] == 0
+
+
+def test_profile_metrics_closed_form() -> None:
+    """Hand-computed statistics of a 4-user table (one cold user, one summarised)."""
+    df = pd.DataFrame(
+        {
+            "profile_tokens": [10, 20, 30, 40],
+            "raw_tokens": [100, 0, 300, 400],
+            "summarised": [False, True, False, False],
+        }
+    )
+    assert profile_metrics(df, token_budget=64) == {
+        "n_users": 4,
+        "mean_profile_tokens": 25.0,
+        "p95_profile_tokens": 38.5,  # linear interpolation: 30 + 0.85 * (40 - 30)
+        "max_profile_tokens": 40,
+        "mean_raw_tokens": 200.0,
+        "compression_ratio": 10.0,  # (100 + 300 + 400) / (10 + 30 + 40): the cold user is left out
+        "n_summarised": 1,
+        "token_budget": 64,
+    }
 
 
 def test_deterministic(synth: Dataset, tok) -> None:
