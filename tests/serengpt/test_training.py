@@ -140,27 +140,25 @@ def test_max_examples_keeps_classes_balanced(trained, toy, tmp_path):
 
 
 def test_bad_inputs_are_one_line_errors_without_artifacts(tiny_model_dir, toy, tmp_path):
-    with pytest.raises(DataError, match="SFT training set is empty"):
-        train_sft(tiny_model_dir, toy.iloc[:0], tmp_path / "a")
-    with pytest.raises(DataError, match="lacks column"):
-        train_sft(tiny_model_dir, toy.drop(columns=["completion"]), tmp_path / "b")
-    with pytest.raises(DataError, match="preference set is empty"):
-        train_preference(tiny_model_dir, toy.iloc[:0], tmp_path / "c")
-    with pytest.raises(ConfigError, match="unknown preference loss"):
-        train_preference(tiny_model_dir, toy, tmp_path / "d", loss="ppo")
-    with pytest.raises(DataError, match="max_steps"):
-        train_sft(tiny_model_dir, toy, tmp_path / "e", max_steps=0)
     not_lm = tmp_path / "bert"
     not_lm.mkdir()
     (not_lm / "config.json").write_text(json.dumps({"architectures": ["BertModel"], "model_type": "bert"}))
-    with pytest.raises(SerenError, match="not a causal language model"):
-        train_sft(not_lm, toy, tmp_path / "f")
-    with pytest.raises(SerenError, match="does not exist"):
-        train_sft(tmp_path / "missing", toy, tmp_path / "g")
+    cases = [
+        (DataError, "SFT training set is empty", lambda: train_sft(tiny_model_dir, toy.iloc[:0], tmp_path / "a")),
+        (DataError, "lacks column", lambda: train_sft(tiny_model_dir, toy.drop(columns=["completion"]), tmp_path / "b")),
+        (DataError, "preference set is empty", lambda: train_preference(tiny_model_dir, toy.iloc[:0], tmp_path / "c")),
+        (ConfigError, "unknown preference loss", lambda: train_preference(tiny_model_dir, toy, tmp_path / "d", loss="ppo")),
+        (DataError, "max_steps", lambda: train_sft(tiny_model_dir, toy, tmp_path / "e", max_steps=0)),
+        (SerenError, "not a causal language model", lambda: train_sft(not_lm, toy, tmp_path / "f")),
+        (SerenError, "does not exist", lambda: train_sft(tmp_path / "missing", toy, tmp_path / "g")),
+    ]  # fmt: skip
+    for exc, match, call in cases:
+        with pytest.raises(exc, match=match) as err:
+            call()
+        line = err.value.line()  # what the CLI prints: one line naming the problem and the fix
+        assert "\n" not in line and match in line and "Fix: " in line, line
     for d in "abcdefg":
-        assert not (tmp_path / d / "model").exists()
-    for exc in (DataError, ConfigError):
-        assert "\n" not in str(exc("x", "y"))
+        assert not (tmp_path / d).exists() or not any((tmp_path / d).iterdir()), d
 
 
 def test_lora_layers_adapts_only_the_top_blocks(tiny_model_dir, toy, tmp_path):
