@@ -114,11 +114,19 @@ def test_run_ablation_table_and_files(tiny_model_dir, tmp_path):
     cands = pd.concat([cands, cands.assign(user_id="u2", label=[1, 0, 0])], ignore_index=True)
     results, md = E.run_ablation(cands, ds, {"zero-shot base LLM": tiny_model_dir})
     assert results["order"] == ["popularity", "unexpectedness x relevance", "zero-shot base LLM"]
-    for row in results["rows"].values():
-        assert 0.0 <= row["roc_auc"] <= 1.0 and row["n"] == 6
+    labels = [0, 1, 0, 1, 0, 0]  # u1 then u2
+    # every row's ROC-AUC is sklearn's on that row's 6 scores; the model's scores are the tiny
+    # scorer's P(Yes) for the same prompts
+    from sklearn.metrics import roc_auc_score
+
+    from seren.llm.scorer import SerenScorer
+
+    llm = SerenScorer.from_pretrained(tiny_model_dir).score(list(cands["profile_text"]), list(cands["item_text"]))
+    np.testing.assert_allclose(results["scores"]["zero-shot base LLM"], llm, atol=1e-6)
+    for name, row in results["rows"].items():
+        assert row["n"] == 6 and row["positive_rate"] == pytest.approx(2 / 6)
+        assert row["roc_auc"] == pytest.approx(roc_auc_score(labels, results["scores"][name]), abs=1e-12), name
     assert "| zero-shot base LLM |" in md and "ROC-AUC" in md
-    scores = results["scores"]["zero-shot base LLM"]
-    assert ((scores > 0) & (scores < 1)).all()
     paths = E.write_ablation(results, md, tmp_path / "eval")
     summary = json.loads(paths["json"].read_text())
     assert "scores" not in summary and set(summary["rows"]) == set(results["order"])
