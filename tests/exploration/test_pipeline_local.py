@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from pipelines import run_local
 
@@ -44,8 +45,21 @@ def test_exploration_pipeline_local_run(tiny_model_dir: Path, tmp_path: Path) ->
     } <= set(tasks)
     assert tasks["pair-table-merge"]["artifacts"]["metrics"]["metadata"]["tasks"] == 1
     ev = tasks["exploration-evaluate"]["artifacts"]["metrics"]["metadata"]
-    assert 0.0 <= ev["novelty.exact_match_rate"] <= 1.0 and ev["pair_table.pairs"] == 36
+    assert ev["pair_table.pairs"] == 36
+    # the exact-match rate, recomputed from the run's own model and held-out transitions: the share
+    # of held-out (c1, c2) contexts whose unconstrained generation is one of the cluster descriptions
+    from seren.exploration.novelty import NoveltyModel
+    from seren.exploration.transitions import Transitions
+
+    model = NoveltyModel.from_pretrained(tasks["novelty-finetune"]["artifacts"]["model"]["uri"])
+    test = Transitions.load(tasks["transitions"]["artifacts"]["transitions"]["uri"]).test
+    pairs = [p for p in zip(test["c1"], test["c2"], strict=True) if p[0] in model.index and p[1] in model.index]
+    assert 0 < len(pairs) <= 400  # evaluate samples at most 400
+    gen = dict(zip(sorted(set(pairs)), model.generate(sorted(set(pairs))), strict=True))
+    exact = sum(gen[p] in set(model.descriptions) for p in pairs) / len(pairs)
+    assert ev["novelty.exact_match_rate"] == pytest.approx(exact, abs=1e-12)
     report = json.loads((pub / "report.json").read_text())
+    assert report["novelty"]["gates"]["exact_match"]["passed"] == (exact >= 0.9)
     assert report["pair_table"]["pairs_recommending_own_cluster"] == 0
     assert (pub / "clusters" / "clusters.parquet").is_file() and (pub / "seqrec" / "model.pt").is_file()
     assert "hr_at_10" in report["seqrec"] and "seqrec-train" in tasks
