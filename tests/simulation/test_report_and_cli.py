@@ -83,8 +83,9 @@ def test_cli_prints_the_lift_table_and_report_path(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     lines = res.output.splitlines()
-    assert lines[0].split()[:3] == ["arm", "ser.exposure", "ser.clicks"]
-    assert lines[2].startswith("seren ") and "%" in lines[2]
+    head = next(i for i, line in enumerate(lines) if line.startswith("arm "))
+    assert lines[head].split()[:3] == ["arm", "ser.exposure", "ser.clicks"]
+    assert lines[head + 1].startswith("control ") and lines[head + 2].startswith("seren ") and "%" in lines[head + 2]
     assert f"report: {tmp_path / 'simulation.html'}" in res.output
     assert (tmp_path / "simulation.json").is_file()
 
