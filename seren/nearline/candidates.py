@@ -7,7 +7,8 @@ be a pleasant surprise, for the judge (SerenGPT) to choose from:
 
 * **sibling long tail**: items of subcategories the user has never engaged with whose top
   category holds one they have (e.g. Books/Poetry for a Books/Sci-Fi reader), ranked by observed
-  quality (smoothed positive rate, not raw popularity: a rarely shown good item ranks high);
+  quality (smoothed positive rate, not raw popularity: a rarely shown good item ranks high), the
+  best item of every subcategory before any second one;
 * **unengaged clusters**: the best items of top categories the user has not engaged with at all
   (a share of the pool, so a world whose hidden interests are far from the visible ones is
   reachable too).
@@ -59,7 +60,14 @@ def serendipity_pool(
         far &= ~exclude
     n_sib = int(round(n * sibling_share))
     out = np.full((U, n), -1, dtype=np.int64)
-    order = np.argsort(-quality, kind="stable")  # best first, ties by index
+    # best first, but one item per subcategory before any second one: the pool covers as many
+    # unengaged subcategories as it can (which of them holds a hidden interest is unknown)
+    by_q = np.argsort(-quality, kind="stable")
+    rank_in_sub = np.empty(len(quality), dtype=np.int64)
+    for s in np.unique(sub_of):
+        members = by_q[sub_of[by_q] == s]
+        rank_in_sub[members] = np.arange(len(members))
+    order = np.lexsort((np.arange(len(quality)), -quality, rank_in_sub))
     sib_o, far_o = sibling[:, order], far[:, order]
     for u in range(U):
         s = order[sib_o[u]]

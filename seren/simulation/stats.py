@@ -85,4 +85,5 @@ def paired_diff(arm: np.ndarray, base: np.ndarray, n_boot: int = 1000, seed: int
     """Mean per-user difference arm - base with a 95% paired bootstrap interval (for metrics whose
     base is ~0, where a relative lift is undefined)."""
     d = np.asarray(arm, dtype=float) - np.asarray(base, dtype=float)
-    return {k.replace("mean", "diff"): v for k, v in mean_ci(d, n_boot, seed).items()}
+    m = mean_ci(d, n_boot, seed)
+    return {"diff": m["mean"], "diff_ci_low": m["ci_low"], "diff_ci_high": m["ci_high"]}

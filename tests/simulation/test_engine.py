@@ -91,6 +91,9 @@ def test_serendipity_pool_stays_outside_engaged_subcategories() -> None:
     quality = np.array([0.9, 0.8, 0.2, 0.7, 0.6, 0.1, 0.5, 0.4])
     pool = serendipity_pool(engaged, sub_of, top_of_sub, quality, None, n=3, sibling_share=2 / 3)
     assert pool.tolist() == [[3, 2, 4]]  # sibling sub 1 best first, then the best far item
+    # one item per unengaged subcategory before any second one (5 outranks 6 on quality alone)
+    q2 = np.array([0.9, 0.8, 0.2, 0.7, 0.6, 0.55, 0.5, 0.4])
+    assert serendipity_pool(engaged, sub_of, top_of_sub, q2, None, n=4, sibling_share=0.5).tolist() == [[3, 2, 4, 6]]
     excl = np.zeros((1, 8), dtype=bool)
     excl[0, 3] = True
     assert serendipity_pool(engaged, sub_of, top_of_sub, quality, excl, n=3, sibling_share=1.0).tolist() == [[2, 4, 6]]
