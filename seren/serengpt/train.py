@@ -59,6 +59,7 @@ class TrainConfig:
     pref_max_examples: int | None = None
     pref_batch_size: int | None = None  # pairs per step (None: batch_size); a pair costs ~4 forwards
     beta: float = 0.1
+    pref_pairs: str = "all"  # all | onpolicy (only the pairs the SFT model gets wrong; seren.serengpt.onpolicy)
     # shared
     lora_r: int = 8
     lora_alpha: int = 16
@@ -95,6 +96,8 @@ class TrainConfig:
         for name in ("sft_steps", "pref_steps", "batch_size", "lora_r", "token_budget", "max_candidates"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}", f"pass a positive {name}")
+        if self.pref_pairs not in ("all", "onpolicy"):
+            raise ConfigError(f"unknown pref_pairs {self.pref_pairs!r}", "use all or onpolicy")
         for name in ("max_examples", "pref_max_examples", "pref_batch_size"):
             v = getattr(self, name)
             if v is not None and v < 1:
@@ -221,12 +224,24 @@ def train_serengpt(
         },
     )
 
+    pref = td.pref_train
+    if cfg.pref_pairs == "onpolicy":
+        from seren.serengpt.onpolicy import onpolicy_pairs
+
+        t0 = time.perf_counter()
+        picked, pstats = onpolicy_pairs(sft_dir, td.pref_train, batch_size=cfg.eval_batch_size)
+        if len(picked) >= 2 and picked["label"].nunique() == 2:
+            pref = picked
+        else:
+            pstats["fallback"] = "fewer than 2 contradicted pairs of both answers: all pairs used"
+        timings["onpolicy-pairs"] = time.perf_counter() - t0
+        stage("onpolicy-pairs", {**pstats, "seconds": round(timings["onpolicy-pairs"], 1)})
     aligned: dict[str, Path] = {}
     for loss in dict.fromkeys((cfg.loss, *cfg.compare_losses)):
         t0 = time.perf_counter()
         aligned[loss] = train_preference(
             sft_dir,
-            td.pref_train,
+            pref,
             out / f"align-{loss}",
             loss=loss,
             beta=cfg.beta,
