@@ -229,3 +229,24 @@ def test_evaluate_human_cli_writes_the_table_and_the_card(capsys, tmp_path, tiny
         capsys, "serengpt", "evaluate", "--human", str(tmp_path / "none"), "--movies", str(ml), "--model", str(model)
     )
     assert code == 2 and err.count("\n") == 1 and "does not exist" in err
+
+
+def test_train_adds_survey_judgments_as_human_labels(fixture_dirs, tiny_model_dir):
+    from types import SimpleNamespace
+
+    from seren.data.movielens import load_movielens
+    from seren.profiles.text import load_tokenizer
+    from seren.serengpt.labeling import PREF_COLUMNS, SFT_COLUMNS
+    from seren.serengpt.train import TrainConfig, _add_human
+
+    answers, ml = fixture_dirs
+    td = SimpleNamespace(
+        sft_train=pd.DataFrame(columns=SFT_COLUMNS), pref_train=pd.DataFrame(columns=PREF_COLUMNS), metrics={}
+    )
+    cfg = TrainConfig(human=str(answers.parent), token_budget=64)
+    _add_human(td, load_movielens(ml), load_tokenizer(tiny_model_dir), cfg)
+    # 6 judgments, 3 serendipitous: already balanced, every row kept once
+    assert len(td.sft_train) == 6 and td.sft_train["label"].sum() == 3
+    assert (td.sft_train["source"] == "human").all() and td.sft_train["confidence"].min() >= 0.85
+    assert td.sft_train["completion"].isin(["Yes", "No"]).all() and len(td.pref_train) == 6
+    assert td.metrics["human_judgments"] == 6 and td.metrics["human_without_movie"] == 1
