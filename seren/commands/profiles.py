@@ -16,6 +16,16 @@ app = typer.Typer(no_args_is_help=True, help=__doc__)
 _err = Console(stderr=True)
 
 
+def _is_profiles_file(path: Path) -> bool:
+    """A parquet file with a profile_text column: an earlier `profiles build` output, safe to replace."""
+    try:
+        import pyarrow.parquet as pq
+
+        return "profile_text" in pq.read_schema(path).names
+    except Exception:  # not parquet at all
+        return False
+
+
 @app.command("build")
 def build(
     data: Path = typer.Option(..., "--data", help="Dataset directory (from `seren data generate/import-*`)."),
@@ -40,6 +50,7 @@ def build(
         "--per-user/--global-cutoffs",
         help="With --label-frac: cut each user's own history (default) or all events at global times.",
     ),
+    force: bool = typer.Option(False, "--force", help="Replace --out even when it is not a profiles file."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Compress each user's history into a profile within the token budget; prints size metrics."""
@@ -48,6 +59,11 @@ def build(
     if backend not in ("none", "local", "openai"):
         raise ConfigError(f"unknown backend {backend!r}", "use --backend none, local or openai")
     check_out_file(out)
+    if out.is_file() and not force and not _is_profiles_file(out):
+        raise ConfigError(
+            f"--out {out} exists and is not a profiles file seren wrote",
+            "pass a new path, or add --force to replace it",
+        )
     kw = {"model_dir": backend_model} if backend == "local" else {}
     with _err.status("building profiles"):
         metrics = build_profiles_file(

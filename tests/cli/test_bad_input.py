@@ -295,6 +295,11 @@ CASES = [
         "is a directory",
     ),
     C(
+        "profiles-build-out-user-file",
+        lambda e: ["profiles", "build", "--data", str(e.ds), "--out", e.file],
+        "not a profiles file seren wrote",
+    ),
+    C(
         "profiles-build-bad-backend",
         lambda e: ["profiles", "build", "--data", str(e.ds), "--out", "p.parquet", "--backend", "gpt9"],
         "unknown backend",
