@@ -19,6 +19,7 @@ def _kw(artifact, training_data: Path, small_dataset: Path, tiny_model_dir: Path
         dataset=dsl.Dataset(name="dataset", uri=str(small_dataset)),
         sft_model=dsl.Model(name="sft", uri=str(tiny_model_dir)),
         aligned_model=dsl.Model(name="aligned", uri=str(tiny_model_dir)),
+        model=artifact(dsl.Model, "model"),
         metrics=artifact(dsl.Metrics, "metrics"),
         report=artifact(dsl.Markdown, "report"),
         report_html=artifact(dsl.HTML, "report_html"),
@@ -33,7 +34,18 @@ def test_evaluate_component_unit(artifact, training_data: Path, small_dataset: P
     m = kw["metrics"].metadata
     # the same weights in three rows score identically
     assert m["zero_shot_base_llm_roc_auc"] == m["sft_roc_auc"] == m["sft_ipo_roc_auc"] == m["roc_auc"]
-    assert 0.0 <= m["unexpectedness_x_relevance_roc_auc"] <= 1.0 and m["n_candidates"] > 0
+    # each row's ROC-AUC is sklearn's on the per-candidate scores the component wrote
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    scores = pd.read_parquet(Path(kw["results"].path) / "scores.parquet")
+    assert m["n_candidates"] == len(scores) > 0
+    for column, key in (
+        ("popularity", "popularity_roc_auc"),
+        ("unexpectedness x relevance", "unexpectedness_x_relevance_roc_auc"),
+        ("SFT+IPO", "sft_ipo_roc_auc"),
+    ):
+        assert m[key] == pytest.approx(roc_auc_score(scores["label"], scores[column]), abs=1e-12), column
     md = Path(kw["report"].path).read_text()
     assert "| SFT+IPO |" in md and "| popularity |" in md
     assert "<table" in Path(kw["report_html"].path).read_text()
