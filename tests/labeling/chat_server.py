@@ -1,13 +1,13 @@
 """A real OpenAI-compatible /v1/chat/completions server on a free loopback port.
 
 `reply(prompt) -> str` decides the assistant text; returning an int sends that HTTP status
-instead. Used by the teacher tests here and the profile-summary tests in tests/profiles.
+instead. A scripted stand-in, used only by the profile-summary tests in tests/profiles; the
+teacher tests run against a real `transformers serve` (tests/labeling/conftest.py).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import socket
 import threading
 from collections.abc import Callable
@@ -68,19 +68,3 @@ class ChatServer:
     def close(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
-
-
-def smart_teacher(prompt: str) -> str:
-    """Yes iff the candidate's subcategory is not engaged but its top category is (a sibling)."""
-    engaged = re.search(r"Engaged subcategories: (.*?);", prompt)
-    cat = re.search(r"Category: (\S+)", prompt)
-    if not engaged or not cat:
-        return "No. The profile gives no history to compare with."
-    subs = {s.rsplit(" ", 1)[0] for s in engaged.group(1).split(", ")}
-    tops = {s.split("/")[0] for s in subs}
-    c = cat.group(1)
-    if c not in subs and c.split("/")[0] in tops:
-        return f"Yes. {c} is new to this user but sits next to interests they already enjoy."
-    if c in subs:
-        return f"No - {c} is already one of their regular interests."
-    return f"No. {c} is unrelated to anything they engage with."

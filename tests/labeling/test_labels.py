@@ -1,8 +1,10 @@
-"""Label sources and their merge: behaviour rules, human (dataset + Likert survey), teacher LLM."""
+"""Label sources and their merge: behaviour rules, human (dataset + Likert survey), teacher LLM.
+
+The teacher is the project's OpenAIBackend against a real `transformers serve` (see conftest.py)."""
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -11,10 +13,43 @@ import pytest
 from seren.data import Dataset
 from seren.errors import ConfigError, DataError, ServiceError
 from seren.profiles import build_profiles
-from seren.serengpt.labeling import LABEL_COLUMNS, behaviour_labels, build_labels, dataset_labels, parse_teacher
+from seren.serengpt.labeling import (
+    LABEL_COLUMNS,
+    TEACHER_CONFIDENCE,
+    behaviour_labels,
+    build_labels,
+    dataset_labels,
+    parse_teacher,
+)
 
 from ..profiles.handmade import CUT
-from .chat_server import free_port, smart_teacher
+from .chat_server import free_port
+from .conftest import TeacherServer
+
+
+class Routed:
+    """A TextBackend that sends each prompt to one of several served models, chosen by the test
+    from the prompt (every answer is still a real generation over HTTP); records the replies."""
+
+    name = "routed"
+
+    def __init__(self, route: Callable[[str], object]) -> None:
+        self.route = route
+        self.replies: dict[str, str] = {}  # item category line -> reply
+        self.prompts: list[str] = []
+
+    def complete(self, prompt: str, max_new_tokens: int = 64) -> str:
+        self.prompts.append(prompt)
+        reply = self.route(prompt).complete(prompt, max_new_tokens=max_new_tokens)
+        self.replies[prompt] = reply
+        return reply
+
+    def rationale(self, category: str, profile_text: str = "") -> str | None:
+        """The rationale parsed from the one reply to the prompt with this category (and profile text)."""
+        (reply,) = [r for p, r in self.replies.items() if f"Category: {category}" in p and profile_text in p]
+        parsed = parse_teacher(reply)
+        assert parsed is not None, reply
+        return parsed[1]
 
 
 def _by_pair(df: pd.DataFrame) -> dict[tuple[str, str], dict]:
@@ -55,7 +90,9 @@ def test_behaviour_agrees_with_ground_truth(synth: Dataset, synth_profiles: pd.D
     assert set(gt["as_of"]) <= set(synth_profiles["as_of"])
 
 
-def test_precedence_human_teacher_behaviour(hand: Dataset, hand_profiles: pd.DataFrame, chat_server) -> None:
+def test_precedence_human_teacher_behaviour(
+    hand: Dataset, hand_profiles: pd.DataFrame, teacher_server: TeacherServer
+) -> None:
     hand.labels = pd.DataFrame(
         {
             "user_id": ["alice", "alice"],
@@ -66,21 +103,26 @@ def test_precedence_human_teacher_behaviour(hand: Dataset, hand_profiles: pd.Dat
         }
     )
     hand.validate()
-    srv = chat_server(
-        lambda p: "No. It is too far from what they like." if "Garden/Bulbs" in p else "Yes. A fresh pick."
-    )
-    lab = build_labels(hand, hand_profiles, teacher=srv.backend())
+    yes, no = teacher_server.backend("yes"), teacher_server.backend("no")
+    served = teacher_server.completions_served()
+    teacher = Routed(lambda p: no if "Category: Garden/Bulbs" in p else yes)
+    lab = build_labels(hand, hand_profiles, teacher=teacher)
+    assert teacher_server.completions_served(served + 5) - served == 5  # every judgment was a real HTTP round trip
     rows = _by_pair(lab)
     assert ("alice", "g1") not in rows
     m2 = rows[("alice", "m2")]  # human 1 > teacher 1 > behaviour 0
     assert (m2["label"], m2["source"], m2["sources"], m2["conflict"]) == (1, "human", "human,teacher,behaviour", True)
-    assert m2["rationale"] == "A fresh pick."  # the teacher agreed with the final label
+    assert m2["rationale"] == teacher.rationale("Music/Jazz") is not None  # the teacher agreed with the final label
     b5 = rows[("alice", "b5")]  # teacher 1 agrees with behaviour 1
-    assert (b5["label"], b5["source"], b5["confidence"], b5["conflict"]) == (1, "teacher", 0.8, False)
+    assert (b5["label"], b5["source"], b5["confidence"], b5["conflict"]) == (1, "teacher", TEACHER_CONFIDENCE, False)
+    assert b5["confidence"] == 0.8
     g2 = rows[("bob", "g2")]  # teacher 0 beats behaviour 1
     assert (g2["label"], g2["source"], g2["conflict"]) == (0, "teacher", True)
-    assert g2["rationale"] == "It is too far from what they like."
-    assert len(srv.prompts) == 5 and all("Reply with Yes or No" in p for p in srv.prompts)
+    bob_profile = hand_profiles.set_index("user_id").loc["bob", "profile_text"]
+    assert g2["rationale"] == teacher.rationale("Garden/Bulbs", bob_profile) is not None
+    assert b5["rationale"] == teacher.rationale("Books/Mystery")
+    assert all(parse_teacher(r) is not None for r in teacher.replies.values())
+    assert len(teacher.prompts) == 5 and all("Reply with Yes or No" in p for p in teacher.prompts)
     m = lab.attrs["metrics"]
     assert (m["labels_human"], m["labels_teacher"], m["labels_behaviour"]) == (1, 4, 0)
     assert m["teacher_ok"] == 5 and m["n_conflicts"] == 3  # m2, bob/g2, bob/b1 (teacher Yes vs a skip)
@@ -136,45 +178,76 @@ def test_survey_bad_input(
     assert "\n" not in err.value.line()
 
 
-def test_teacher_on_synthetic_data(synth: Dataset, synth_profiles: pd.DataFrame, chat_server) -> None:
-    srv = chat_server(smart_teacher)
-    lab = build_labels(synth, synth_profiles, teacher=srv.backend(), teacher_max=40, teacher_workers=4)
+def test_teacher_on_synthetic_data(synth: Dataset, synth_profiles: pd.DataFrame, teacher_server: TeacherServer) -> None:
+    """Concurrent calls to the served model; its one answer becomes teacher labels with rationale."""
+    served = teacher_server.completions_served()
+    yes = teacher_server.backend("yes")
+    teacher = Routed(lambda p: yes)
+    lab = build_labels(synth, synth_profiles, teacher=teacher, teacher_max=12, teacher_workers=3)
     m = lab.attrs["metrics"]
-    assert m["teacher_calls"] == m["teacher_ok"] == 40 and len(srv.prompts) == 40
-    assert m["labels_teacher"] > 0 and m["n_with_rationale"] >= m["labels_teacher"]
+    assert m["teacher_calls"] == m["teacher_ok"] == 12 and teacher_server.completions_served(served + 12) - served == 12
+    assert (m["teacher_garbage"], m["teacher_errors"]) == (0, 0)
     teacher_rows = lab[lab["source"] == "teacher"]
-    assert teacher_rows["rationale"].str.endswith(".").all()
+    assert len(teacher_rows) == m["labels_teacher"] > 0
+    assert (teacher_rows["label"] == 1).all() and (teacher_rows["confidence"] == TEACHER_CONFIDENCE).all()
+    assert set(teacher_rows["rationale"]) <= {parse_teacher(r)[1] for r in teacher.replies.values()}
     assert (lab[lab["source"] == "human"]["confidence"] == 1.0).all()
 
 
-def test_teacher_garbage_counted_and_all_failing_is_an_error(
-    hand: Dataset, hand_profiles: pd.DataFrame, chat_server
+def test_teacher_garbage_and_errors_are_counted_and_all_garbage_is_an_error(
+    hand: Dataset, hand_profiles: pd.DataFrame, teacher_server: TeacherServer
 ) -> None:
-    calls = {"n": 0}
+    """The random tiny model answers blank lines (unparseable), a model the server cannot load
+    is an HTTP 500 (an error); those pairs keep their behaviour label, the rest take the teacher's."""
+    random_model = teacher_server.backend("random")
+    assert random_model.complete("Is this new to them? Reply with Yes or No.") == ""  # what it really answers
+    assert parse_teacher("") is None
+    missing = teacher_server.backend(str(teacher_server.log.parent / "no_such_model"))
+    yes = teacher_server.backend("yes")
 
-    def flaky(prompt: str) -> str | int:
-        calls["n"] += 1
-        return ["Yes. Something new.", "I would rather not say.", 500][calls["n"] % 3]
+    def route(prompt: str) -> object:
+        if "Category: Garden" in prompt:  # alice/g2, bob/g2
+            return random_model
+        if "Category: Music/Jazz" in prompt:  # alice/m2
+            return missing
+        return yes  # alice/b5, bob/b1
 
-    lab = build_labels(hand, hand_profiles, teacher=chat_server(flaky).backend())
+    lab = build_labels(hand, hand_profiles, teacher=Routed(route))
     m = lab.attrs["metrics"]
-    assert m["teacher_calls"] == 5 and m["teacher_garbage"] >= 1 and m["teacher_errors"] >= 1
-    assert m["teacher_ok"] == 5 - m["teacher_garbage"] - m["teacher_errors"] >= 1
-    assert m["labels_teacher"] + m["labels_behaviour"] == 5
+    assert (m["teacher_calls"], m["teacher_ok"], m["teacher_garbage"], m["teacher_errors"]) == (5, 2, 2, 1)
+    got = {k: (r["label"], r["source"], r["confidence"]) for k, r in _by_pair(lab).items()}
+    assert got == {
+        ("alice", "b5"): (1, "teacher", TEACHER_CONFIDENCE),
+        ("bob", "b1"): (1, "teacher", TEACHER_CONFIDENCE),  # teacher Yes beats the skip
+        ("alice", "g2"): (0, "behaviour", 0.55),  # garbage: the behaviour label stays
+        ("bob", "g2"): (1, "behaviour", 0.75),
+        ("alice", "m2"): (0, "behaviour", 0.7),  # error: the behaviour label stays
+    }
+    assert (m["labels_teacher"], m["labels_behaviour"]) == (2, 3)
 
-    with pytest.raises(ServiceError, match="teacher: all 5 calls failed .*unparseable"):
-        build_labels(hand, hand_profiles, teacher=chat_server(lambda p: "Maybe, hard to say.").backend())
+    with pytest.raises(
+        ServiceError, match=r"teacher: all 5 calls failed \(0 errors, 5 unparseable; e.g. unparseable reply ''"
+    ) as err:
+        build_labels(hand, hand_profiles, teacher=random_model)
+    assert "\n" not in err.value.line() and "Fix:" in err.value.line()
 
 
 def test_teacher_endpoint_down_fails_fast(hand: Dataset, hand_profiles: pd.DataFrame) -> None:
     from seren.llm.backends import OpenAIBackend
 
     down = OpenAIBackend(f"http://127.0.0.1:{free_port()}/v1", "m", retries=1, timeout=2.0)
-    t = time.perf_counter()
+    calls: list[str] = []
+    complete = down.complete
+
+    def counted(prompt: str, max_new_tokens: int = 64) -> str:
+        calls.append(prompt)
+        return complete(prompt, max_new_tokens)
+
+    down.complete = counted  # type: ignore[method-assign]
     with pytest.raises(ServiceError, match="failed on all of the first 3 calls") as err:
         build_labels(hand, hand_profiles, teacher=down)
-    assert time.perf_counter() - t < 20
-    assert "Fix:" in err.value.line()
+    assert len(calls) == 3  # the probe stops at 3 of the 5 pairs instead of trying them all
+    assert "Fix:" in err.value.line() and "Connection" in err.value.line()
 
 
 @pytest.mark.parametrize(
