@@ -16,6 +16,7 @@ _EXPORTS = {
     "make_tiny_model": "base",
     "model_cache_dir": "base",
     "ScoringHead": "scorer",
+    "PackedScoringHead": "scorer",
     "SerenScorer": "scorer",
     "TextBackend": "backends",
     "LocalBackend": "backends",
