@@ -761,6 +761,11 @@ def run_labeling(
     )
     td = build_training_data(labels, profiles, ds.items, load_tokenizer(base_model), test_frac=test_frac, seed=seed)
     td.metrics = {**labels.attrs["metrics"], **td.metrics}
+    budget = (profiles.attrs.get("metrics") or {}).get("token_budget")
+    if budget:  # the prompt recipe travels with the training data into the model cards
+        from seren.serengpt.recipe import prompt_recipe
+
+        td.metrics["prompt"] = prompt_recipe(int(budget))
     td.labels = labels
     td.save(out_dir)
     return json.loads(json.dumps(td.metrics, default=str))
