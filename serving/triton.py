@@ -388,7 +388,8 @@ class TritonControl:
                 raise self.error(
                     f"Triton at {self.url} refused to {what}: model control is restricted and "
                     f"{'the control key was wrong' if headers else 'no control key was sent'}",
-                    f"export {CONTROL_KEY_ENV} with the key the server was started with",
+                    f"start the server with {CONTROL_KEY_ENV}=<secret> in its environment and export the same "
+                    "value here (a server started without it has a random key only its launcher holds)",
                 ) from None
             raise self.error(f"Triton at {self.url} {self.failed} {what}: {msg}", self._fix()) from None
         except Exception as exc:  # connection refused / reset (gevent, socket errors)

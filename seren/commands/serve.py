@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 from pathlib import Path
@@ -76,12 +77,16 @@ def serve(
                 "model_repository": str(repo),
                 "log_file": str(server.log_file),
                 "pid": server.proc.pid if server.proc else None,
+                "model_control": "key from $SEREN_TRITON_CONTROL_KEY"
+                if os.environ.get("SEREN_TRITON_CONTROL_KEY")
+                else "random key (set SEREN_TRITON_CONTROL_KEY to control this server from another process)",
             }
             if as_json:
                 typer.echo(json.dumps(info))
             else:
                 typer.echo(
                     f"Triton ready: http {server.http_url}  grpc {server.grpc_url}  models {', '.join(model)}\n"
+                    f"  model control restricted: {info['model_control']}\n"
                     f"  log {server.log_file}\n  try: seren query --url {server.http_url} --profile-text '...' --item-text '...'\n"
                     "  Ctrl-C to stop"
                 )
