@@ -40,8 +40,8 @@ PACKED_DYNAMIC_AXES: dict[str, dict[int, str]] = {
 }
 # TensorRT optimisation profile defaults: (min, opt, max) for batch and sequence length.
 DEFAULT_PROFILE = {"batch": (1, 16, 64), "sequence": (8, 192, 512)}
-# Packed graph: a few users' packs per batch, long sequences, up to 256 candidates per row.
-PACKED_PROFILE = {"batch": (1, 2, 8), "sequence": (16, 1024, 2048), "candidates": (1, 24, 256)}
+# Packed graph: up to 16 users (packed_scorer max_batch_size), packs up to 2048 tokens, 256 slots.
+PACKED_PROFILE = {"batch": (1, 2, 16), "sequence": (16, 1024, 2048), "candidates": (1, 24, 256)}
 
 
 def load_scoring_head(model_dir: str | os.PathLike[str]) -> tuple[Any, Any]:
