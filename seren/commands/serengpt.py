@@ -116,7 +116,12 @@ def train(
         raise
     result = {k: summary[k] for k in ("model_dir", "sft_model_dir", "aligned_model_dirs", "seconds")}
     result.update(
-        {"metrics": summary.get("metrics"), "ablation": summary.get("ablation", {}).get("rows"), "out": str(out)}
+        {
+            "metrics": summary.get("metrics"),
+            "ablation": summary.get("ablation", {}).get("rows"),
+            "selection": summary.get("selection"),  # the alignment gate's choice + calibration map
+            "out": str(out),
+        }
     )
     human = f"SerenGPT model: {summary['model_dir']}\n" + summary.get("ablation_markdown", "")
     emit(result, as_json, human)

@@ -40,7 +40,10 @@ def test_train_writes_models_eval_and_summary(capsys, small_dataset, tiny_model_
     assert code == 0, err
     res = json.loads(out)
     model = Path(res["model_dir"])
-    assert model == run_dir / "align-ipo" / "model" and (model / "model.safetensors").is_file()
+    # the shipped model: SFT+IPO or SFT by the alignment gate, with the calibration map in its card
+    assert model == run_dir / "final" and (model / "model.safetensors").is_file()
+    assert res["selection"]["chosen"] in ("SFT", "SFT+IPO")
+    assert (run_dir / "align-ipo" / "model" / "model.safetensors").is_file()
     assert set(res["ablation"]) == {
         "popularity",
         "unexpectedness x relevance",
@@ -59,13 +62,17 @@ def test_train_writes_models_eval_and_summary(capsys, small_dataset, tiny_model_
     card = json.loads((model / "model_card.json").read_text())
     assert card["metrics"]["held_out"]["n"] == res["metrics"]["n"] > 0
     assert card["source"]["dataset_dir"] == str(small_dataset.resolve())
-    assert card["data"]["sft"]["n_train"] <= 16
+    assert card["calibration"] == res["selection"]["calibration"]
+    assert card["selection"]["chosen"] == res["selection"]["chosen"]
+    sft_data = card["data"]["sft"] if res["selection"]["chosen"] == "SFT+IPO" else card["data"]
+    assert sft_data["n_train"] <= 16
     # the held-out users never appear in the training examples
     td = run_dir / "training_data"
     train_users = set(pd.read_parquet(td / "sft_train.parquet")["user_id"])
     assert train_users.isdisjoint(set(pd.read_parquet(td / "eval_candidates.parquet")["user_id"]))
 
     # re-running with the same settings reuses the finished models
+    model = run_dir / "align-ipo" / "model"
     stamp = (model / "model.safetensors").stat().st_mtime_ns
     code, out, err = run(
         capsys,
