@@ -74,7 +74,10 @@ def triton(model_repo: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
     root = tmp_path_factory.mktemp("nearline_triton")
     with TritonServer(
-        model_repo, log_file=root / "tritonserver.log", backend_dir=root / "backends", models=["serengpt", "serengpt_packed"]
+        model_repo,
+        log_file=root / "tritonserver.log",
+        backend_dir=root / "backends",
+        models=["serengpt", "serengpt_packed"],
     ) as srv:
         yield srv
 
