@@ -41,6 +41,7 @@ def training_data(
             "label": int(rng.integers(0, 2)) if k > 1 else k,
             "source": "behaviour",
             "as_of": pd.Timestamp("2024-01-01", tz="UTC"),
+            "relation_fields": "",  # no structured fields: the relation line falls back to the profile text
         }
         for u in range(n_users)
         for k in range(4)
