@@ -366,6 +366,10 @@ class _LogTee(io.TextIOBase):
         self._task = ""
 
     def write(self, s: str) -> int:
+        # A library imported during the run (Feast) may bind a logging handler to sys.stdout, i.e. to
+        # this tee, and keep it after the run: drop its late lines instead of a "Logging error" trace.
+        if self.fh.closed:
+            return len(s)
         self.fh.write(s)
         if self.on_event is not None:
             self._buf += s
@@ -383,7 +387,8 @@ class _LogTee(io.TextIOBase):
         return len(s)
 
     def flush(self) -> None:
-        self.fh.flush()
+        if not self.fh.closed:
+            self.fh.flush()
 
 
 def _jsonable(value: Any) -> Any:
