@@ -28,6 +28,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 MOVIELENS = ROOT.parent / "shared" / "data" / "ml-latest-small"
 
+from benchmarks._machine import Quiet  # noqa: E402
+
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -42,19 +44,18 @@ def main() -> None:
     from seren.simulation.replay import replay
     from seren.simulation.report import lift_text, write_report
 
-    load_start = os.getloadavg()
     t0 = time.perf_counter()
-    base = SimConfig(n_users=args.users, rounds=args.rounds, seed=args.seed)
-    main_res = simulate(base)
-    heur = simulate(dataclasses.replace(base, judge="heuristic"))
-    rows = sweep(base, (1.0, 0.5, 0.0), (None, 0.2, 0.6))
-    rep = replay(MOVIELENS, seed=args.seed) if (MOVIELENS / "ratings.csv").is_file() else None
-    load_end = os.getloadavg()
+    with Quiet("simulation") as quiet:
+        base = SimConfig(n_users=args.users, rounds=args.rounds, seed=args.seed)
+        main_res = simulate(base)
+        heur = simulate(dataclasses.replace(base, judge="heuristic"))
+        rows = sweep(base, (1.0, 0.5, 0.0), (None, 0.2, 0.6))
+        rep = replay(MOVIELENS, seed=args.seed) if (MOVIELENS / "ratings.csv").is_file() else None
+    load = quiet.record
     out = {
         "benchmark": "simulation",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "loadavg_start": load_start,
-        "loadavg_end": load_end,
+        "machine_load": load,
         "seconds": round(time.perf_counter() - t0, 1),
         "default_world": {**main_res, "acceptance": acceptance(main_res)},
         "default_world_heuristic_judge": {
@@ -67,7 +68,7 @@ def main() -> None:
         "movielens_replay": rep if rep is not None else {"skipped": f"{MOVIELENS} not found"},
     }
     write_json(args.out, out)
-    paths = write_report(main_res, args.out.parent, "simulation_report", rows, rep)
+    paths = write_report(main_res, args.out.parent, "simulation_report", rows, rep, machine=load)
     print(lift_text(main_res))
     print("acceptance:", acceptance(main_res))
     print("heuristic judge:\n" + lift_text(heur))
@@ -79,7 +80,10 @@ def main() -> None:
             f"clicks {s['total_clicks']['lift']:+.1%}  vs random ser.clicks "
             f"{r['seren_vs']['random_unexpected']['serendipitous_clicks']['lift']:+.1%}"
         )
-    print(f"wrote {args.out} and {paths['html']}; load {load_start[0]:.2f} -> {load_end[0]:.2f}")
+    print(
+        f"wrote {args.out} and {paths['html']}; load {load['loadavg_1m_start']:.2f} -> {load['loadavg_1m_end']:.2f}, "
+        f"other processes {load['foreign_cores']:.2f} cores"
+    )
 
 
 if __name__ == "__main__":

@@ -229,10 +229,17 @@ def write_report(
     name: str = "simulation",
     sweep: list[dict[str, Any]] | None = None,
     replay: dict[str, Any] | None = None,
+    machine: dict[str, Any] | None = None,
 ) -> dict[str, Path]:
-    """Write <out_dir>/<name>.html and .json (default out_dir: SEREN_HOME/reports)."""
+    """Write <out_dir>/<name>.html and .json (default out_dir: SEREN_HOME/reports).
+
+    `machine` (a benchmark's load record) goes into the JSON so a figure always travels with how
+    quiet the machine was when it was taken.
+    """
     out = Path(out_dir) if out_dir else seren_home() / "reports"
     payload = {"result": result, "sweep": sweep, "replay": replay}
+    if machine is not None:
+        payload["machine"] = machine
     return {
         "json": write_json(out / f"{name}.json", payload),
         "html": write_text(out / f"{name}.html", render_html(result, sweep, replay)),
