@@ -59,6 +59,16 @@ class Quiet:
         return self
 
     def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+    def start(self) -> Quiet:
+        """For scripts whose measured part is not one block: `q = Quiet(name).start()` ... `q.stop()`."""
+        return self.__enter__()
+
+    def stop(self) -> dict[str, Any]:
+        """End the accounting (once) and return the record."""
+        if self.record:
+            return self.record
         wall = max(time.monotonic() - self._t0, 1e-9)
         own = max(_own_seconds() - self._own0, 0.0)
         busy = max(_busy_seconds() - self._busy0, 0.0)
@@ -76,3 +86,4 @@ class Quiet:
             "note": "the end load includes this benchmark's own threads (own_cores); foreign_cores is the "
             "mean number of cores other processes used during the run",
         }
+        return self.record

@@ -227,7 +227,10 @@ def main() -> None:
     from seren.llm.base import make_tiny_model, resolve_base_model
 
     torch.set_num_threads(1)
-    load0 = os.getloadavg()
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks._machine import Quiet
+
+    quiet = Quiet("nearline").start()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="nearline-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("SEREN_HOME", str(work / "home"))
@@ -279,8 +282,7 @@ def main() -> None:
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
-            "loadavg_start": [round(x, 2) for x in load0],
-            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+            **quiet.stop(),
         },
     }
     write_json(args.out, report)
@@ -362,7 +364,10 @@ def shards_main() -> None:
     from serving.triton import TritonServer
 
     torch.set_num_threads(1)
-    load0 = os.getloadavg()
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks._machine import Quiet
+
+    quiet = Quiet("nearline_shards").start()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="nearline-shards-"))
     work.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("SEREN_HOME", str(work / "home"))
@@ -452,8 +457,7 @@ def shards_main() -> None:
             "platform": platform.platform(),
             "python": platform.python_version(),
             "cpu_count": os.cpu_count(),
-            "loadavg_start": [round(x, 2) for x in load0],
-            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+            **quiet.stop(),
         },  # fmt: skip
         "notes": [
             "kfp.local runs at most 2 loop iterations at once and starts a Python subprocess per task",

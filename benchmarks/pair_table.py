@@ -225,7 +225,9 @@ def shards_main() -> None:
     from seren.llm.base import load_causal_lm
 
     torch.set_num_threads(1)
-    load0 = os.getloadavg()
+    from benchmarks._machine import Quiet
+
+    quiet = Quiet("pair_table_shards").start()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="pt-shards-"))
     work.mkdir(parents=True, exist_ok=True)
 
@@ -287,8 +289,7 @@ def shards_main() -> None:
             "python": sys.version.split()[0],
             "cpu_count": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
-            "loadavg_start": [round(x, 2) for x in load0],
-            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
+            **quiet.stop(),
         },  # fmt: skip
         "notes": [
             "kfp.local runs at most 2 loop iterations at once and starts a Python subprocess (imports + model load) per task",

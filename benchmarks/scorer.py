@@ -364,7 +364,10 @@ def main_multi(argv: list[str]) -> None:
     from seren.io import write_json
 
     torch.set_num_threads(args.threads)
-    load0 = os.getloadavg()
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks._machine import Quiet
+
+    quiet = Quiet("scorer_multi").start()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="scorer-multi-"))
     work.mkdir(parents=True, exist_ok=True)
     model = args.model
@@ -376,9 +379,9 @@ def main_multi(argv: list[str]) -> None:
             make_tiny_model(work / "tiny")
         args.users, args.candidates, args.repeats = 2, 6, 1
     res = run_multi(model, args.users, args.candidates, args.repeats, work, triton=not args.no_triton)
+    load = quiet.stop()
     res["machine"] = machine()
-    res["machine"]["loadavg_start"] = [round(x, 2) for x in load0]
-    res["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    res["machine_load"] = load
     res["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     res["quick"] = bool(args.quick)
     write_json(Path(args.out), res)

@@ -34,7 +34,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--lora-layers", type=int, default=8)
     ap.add_argument("--out", type=Path, default=OUT)
     args = ap.parse_args(argv)
-    load_start = os.getloadavg()
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks._machine import Quiet
+
+    quiet = Quiet("sft_cache_speed").start()
 
     import torch
     from peft import get_peft_model
@@ -127,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     result["speedup_stage_vs_trl"] = round(
         p["trl_sft_trainer"]["projected_stage_seconds"] / p["cached"]["projected_stage_seconds"], 2
     )
-    result["load_average"] = {"start": load_start, "end": os.getloadavg()}
+    result["machine_load"] = quiet.stop()
     from seren.io import write_json
 
     write_json(args.out, result)
