@@ -29,6 +29,7 @@ from typing import Any, TextIO
 import yaml
 
 from seren import __version__, progress
+from seren.durations import duration_seconds
 from seren.errors import ConfigError, SerenError, ServiceError, redact
 from seren.io import write_json, write_text
 from seren.paths import seren_home
@@ -670,14 +671,8 @@ def submit(
 
 
 def parse_every(every: str) -> int:
-    """'15m' -> 900 seconds (s, m, h, d units)."""
-    m = re.fullmatch(r"\s*(\d+)\s*([smhd])\s*", every or "")
-    seconds = int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)] if m else 0
-    if seconds <= 0:
-        raise ConfigError(
-            f"--every {every!r} is not a positive duration", "use a number with s, m, h or d, e.g. --every 15m"
-        )
-    return seconds
+    """'15m' -> 900: whole seconds of a schedule interval, in seren's one duration grammar."""
+    return max(1, round(duration_seconds(every, flag="--every")))
 
 
 def schedule(

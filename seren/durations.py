@@ -15,14 +15,20 @@ from seren.errors import ConfigError
 _RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d|w)?\s*", re.IGNORECASE)
 _SECONDS = {"": 1, "s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 GRAMMAR = "a positive number with s, m, h, d or w (e.g. 90s, 15m, 1h, 1d); a bare number is seconds"
+MAX_SECONDS = 36_500 * 86400.0  # 100 years: every duration stops here (longer ones overflow time arithmetic)
 
 
 def parse_duration(text: str | None, *, flag: str = "duration", max_seconds: float | None = None) -> timedelta:
-    """'90s', '15m', '1.5h', '2d', '1w', '900' -> a positive timedelta, or ConfigError naming `flag`."""
+    """'90s', '15m', '1.5h', '2d', '1w', '900' -> a positive timedelta, or ConfigError naming `flag`.
+
+    Every duration is at most 100 years (MAX_SECONDS); `max_seconds` sets a tighter bound for one flag.
+    """
     m = _RE.fullmatch(text or "")
     seconds = float(m.group(1)) * _SECONDS[(m.group(2) or "").lower()] if m else 0.0
     if seconds <= 0:
         raise ConfigError(f"{flag} {text!r} is not a positive duration", f"use {GRAMMAR}")
+    if seconds > MAX_SECONDS:
+        raise ConfigError(f"{flag} {text!r} is longer than 100 years", "use e.g. 15m, 1d, 30d or 365d")
     if max_seconds is not None and seconds > max_seconds:
         raise ConfigError(
             f"{flag} {text!r} is longer than {format_duration(max_seconds)}",

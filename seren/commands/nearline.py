@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from seren.commands._common import JsonOpt, check_feature_dir, emit, progress
+from seren.durations import duration_seconds
 from seren.errors import ConfigError, SerenError, ServiceError
 
 NAME = "nearline"
@@ -19,14 +19,8 @@ MAX_EVERY_S = 30 * 86400  # a longer sleep overflows time.sleep on some platform
 
 
 def parse_every(text: str) -> float:
-    """'900', '90s', '15m', '2h' -> seconds (at most 30 days)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text or "")
-    if not m or float(m.group(1)) <= 0:
-        raise ConfigError(f"--every {text!r} is not a positive duration", "pass seconds or e.g. 90s, 15m, 1h")
-    seconds = float(m.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2)]
-    if seconds > MAX_EVERY_S:
-        raise ConfigError(f"--every {text!r} is longer than 30 days", "pass e.g. 15m, 1h or 1d")
-    return seconds
+    """'900', '90s', '15m', '2h' -> seconds (at most 30 days), in seren's one duration grammar."""
+    return duration_seconds(text, flag="--every", max_seconds=MAX_EVERY_S)
 
 
 def _human(res: dict[str, Any]) -> str:

@@ -93,8 +93,17 @@ def test_coerce_checks_python_values_too() -> None:
 
 
 def test_parse_every() -> None:
-    assert [P.parse_every(x) for x in ("15m", "30s", "2h", "1d", " 5 m ")] == [900, 30, 7200, 86400, 300]
-    for bad in ("", "15", "m", "0h", "-5m", "1w", "1.5h"):
+    assert [P.parse_every(x) for x in ("15m", "30s", "2h", "1d", " 5 m ", "15", "1w", "1.5h")] == [
+        900,
+        30,
+        7200,
+        86400,
+        300,
+        15,
+        604800,
+        5400,
+    ]
+    for bad in ("", "m", "0h", "-5m", "1y", "15 minutes"):
         with pytest.raises(ConfigError, match="positive duration"):
             P.parse_every(bad)
 
