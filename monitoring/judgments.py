@@ -27,6 +27,7 @@ import pandera.pandas as pa
 from pandera.errors import SchemaErrors
 
 from seren.data.schema import _describe, is_positive
+from seren.durations import parse_duration
 from seren.errors import ConfigError, DataError
 from seren.io import write_parquet
 from seren.paths import seren_home
@@ -200,21 +201,14 @@ def append_judgments(
     return write_parquet(d / f"judgments-{stamp.replace(':', '')}.parquet", out)
 
 
-_WINDOW_RE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d|w)\s*", re.IGNORECASE)
-_UNIT = {"s": "seconds", "m": "minutes", "min": "minutes", "h": "hours", "d": "days", "w": "weeks"}
-
-
-def parse_window(window: str | None) -> pd.Timedelta | None:
-    """'1d', '12h', '30m', '2w' -> a duration; 'all' (or empty) -> None, meaning no time filter."""
+def parse_window(window: str | None, flag: str = "--window") -> pd.Timedelta | None:
+    """'1d', '12h', '30m', '2w' -> a duration (seren's one grammar); 'all' (or empty) -> None: no time filter."""
     if window is None or window.strip().lower() in ("", "all"):
         return None
-    m = _WINDOW_RE.fullmatch(window)
-    length = pd.Timedelta(**{_UNIT[m.group(2).lower()]: float(m.group(1))}) if m else pd.Timedelta(0)
-    if length <= pd.Timedelta(0):
-        raise ConfigError(
-            f"--window {window!r} is not a positive duration", "use a number with s, m, h, d or w (e.g. 1d), or 'all'"
-        )
-    return length
+    try:
+        return pd.Timedelta(parse_duration(window, flag=flag))
+    except ConfigError as exc:
+        raise ConfigError(exc.problem, f"{exc.fix}, or 'all'") from None
 
 
 def parse_end(end: str | datetime | None, frame: pd.DataFrame | None = None) -> pd.Timestamp:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import typer
 
 from seren.commands._common import JsonOpt, check_feature_dir, emit, parse_time, progress
+from seren.durations import parse_duration
 from seren.errors import ConfigError
 
 NAME = "features"
@@ -23,21 +23,10 @@ TargetOpt = typer.Option(
 )
 DirOpt = typer.Option(None, "--features-dir", help="Feature data dir (default: $SEREN_HOME/features).")
 
-_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 
-
-def parse_age(text: str) -> timedelta:
-    """'90s', '15m', '2h', '1d' -> timedelta (at most 100 years: longer ages overflow time arithmetic)."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd])\s*", text or "")
-    if not m:
-        raise ConfigError(f"bad duration {text!r}", "use a number with s, m, h or d, e.g. 15m or 1d")
-    try:
-        age = timedelta(**{_UNITS[m.group(2)]: float(m.group(1))})
-    except OverflowError:
-        age = timedelta.max
-    if age > timedelta(days=36_500):
-        raise ConfigError(f"duration {text!r} is longer than 100 years", "use e.g. 1d, 30d or 365d")
-    return age
+def parse_age(text: str, flag: str = "--max-age") -> timedelta:
+    """'90s', '15m', '2h', '1d' -> timedelta, in seren's one duration grammar (at most 100 years)."""
+    return parse_duration(text, flag=flag)
 
 
 def _parse_time(text: str | None, opt: str) -> datetime | None:
