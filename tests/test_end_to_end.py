@@ -1,8 +1,8 @@
 """The whole path in one test, on the tiny model and the small synthetic dataset, through the same
 library functions the pipeline components call (no kfp.local, to stay fast):
 
-training (train_serengpt) -> export + validate (validation judgments become monitoring's reference)
--> register -> promote to dev, whose environment is a live tritonserver -> exploration run
+training (the serengpt_training stages' library calls) -> export + validate (validation judgments become monitoring's reference)
+-> register -> promote to dev, whose environment is a live tritonserver -> exploration stages
 (MiniLM clusters, novelty LLM fine-tuned on the tiny model, the LLM's pair table, sequence
 recommender; published) -> pair table pushed to Feast -> nearline scoring on that Triton, pushing
 to Feast's Redis target on a real redis-server -> `seren recommend` reading Redis -> drift of the
@@ -43,15 +43,20 @@ def test_train_register_promote_explore_nearline_recommend_drift(
     from monitoring.drift import run_drift
     from monitoring.judgments import default_reference_path, load_judgments
     from seren.cli import main as seren_main
+    from seren.exploration.clusters import Clusters
     from seren.exploration.pair_table import TABLE_FILE, load_pair_table, push_pair_table
-    from seren.exploration.workflow import run_all
+    from seren.exploration.workflow import run_evaluate
     from seren.nearline import NearlineConfig, run_nearline
+    from seren.profiles.io import build_profiles_file
     from seren.registry import Registry
     from seren.registry.promotion import TritonControl, reference_scores
     from seren.registry.registry import MODEL_DIR
     from seren.registry.steps import export_step, register_step, validate_step
-    from seren.serengpt.sft import read_model_card
-    from seren.serengpt.train import TrainConfig, train_serengpt
+    from seren.serengpt.align import align_artifact
+    from seren.serengpt.evaluate import evaluate_artifacts
+    from seren.serengpt.labeling import run_labeling
+    from seren.serengpt.recipe import recipe_from_card
+    from seren.serengpt.sft import distill_artifact, read_model_card
     from serving.client import SerenClient
     from serving.triton import TritonServer
 
@@ -59,22 +64,17 @@ def test_train_register_promote_explore_nearline_recommend_drift(
     build_store = _conftest("recommend").build_store
     write_envs = _conftest("registry").write_envs
 
-    # 1. training: SFT + IPO on the tiny model, the alignment gate picks the shipped model
-    trained = train_serengpt(
-        small_dataset,
-        tmp_path / "train",
-        TrainConfig(
-            base_model=str(tiny_model_dir),
-            token_budget=48,
-            sft_steps=2,
-            pref_steps=1,
-            max_examples=16,
-            batch_size=4,
-            eval_batch_size=32,
-            progress=False,
-        ),
-    )
-    model_dir = Path(trained["model_dir"])
+    # 1. training: the serengpt_training stages one at a time, each the library call its component
+    # makes (the DAG itself is pipelines/serengpt_training; kfp.local would add a start-up per task)
+    train, base = tmp_path / "train", str(tiny_model_dir)
+    build_profiles_file(small_dataset, train / "profiles.parquet", base, 48, None, 0.4, "none", None, 2, True)
+    run_labeling(small_dataset, train / "profiles.parquet", train / "training_data", base_model=base, seed=0)
+    lora = {"max_examples": 16, "batch_size": 4, "progress": False}
+    distill_artifact(train / "training_data", train / "sft", base, max_steps=2, **lora)
+    align_artifact(train / "training_data", train / "sft", train / "align", loss="ipo", max_steps=1, **lora)
+    model_dir = train / "final"
+    models = {"zero-shot base LLM": base, "SFT": str(train / "sft"), "SFT+IPO": str(train / "align")}
+    evaluate_artifacts(train / "training_data", small_dataset, models, train / "eval", model_out=model_dir)
     card = read_model_card(model_dir)
     assert card["selection"]["chosen"] in ("SFT", "SFT+IPO") and (model_dir / "model.safetensors").is_file()
 
@@ -132,27 +132,25 @@ def test_train_register_promote_explore_nearline_recommend_drift(
             vdir / "onnx" / "model.onnx", served_model, ["likes jazz and hiking"], ["a cookbook of Sichuan food"]
         )
         np.testing.assert_allclose(served, expected, atol=1e-4)  # Triton serves the registered graph
-        assert read_model_card(served_model)["source"]["token_budget"] == 48
+        assert recipe_from_card(read_model_card(served_model))["token_budget"] == 48
 
         # 4. an exploration run on the same data: clusters, novelty LLM, its pair table, seqrec; published
         pub = tmp_path / "exploration"
-        run = run_all(
-            small_dataset,
-            tmp_path / "exploration_work",
+        work = tmp_path / "exploration_work"
+        dirs = _conftest("components").exploration_stage_dirs(
+            small_dataset, work, str(tiny_model_dir), max_steps=8, batch_size=8, seqrec_epochs=3
+        )
+        run_evaluate(
+            *(dirs[s] for s in ("clusters", "transitions", "novelty_finetune", "feedback_alignment", "pair_table")),
+            work / "evaluate",
+            dataset_dir=small_dataset,
             publish=pub,
-            base_model=str(tiny_model_dir),
-            n_top=3,
-            n_sub=2,
-            max_steps=8,
-            batch_size=8,
-            n_candidates=4,
-            min_support=2,
-            seqrec_epochs=3,
+            seqrec_dir=dirs["seqrec_train"],
         )
         table = load_pair_table(pub / TABLE_FILE)
-        run_table = load_pair_table(Path(run["dirs"]["pair_table"]) / TABLE_FILE)
+        run_table = load_pair_table(Path(dirs["pair_table"]) / TABLE_FILE)
         pd.testing.assert_frame_equal(table, run_table)  # published = the novelty LLM's table
-        assert len(table) == run["pair_table"]["pairs"] == run["pair_table"]["expected_pairs"]  # every K=2 pair
+        assert len(table) == len(Clusters.load(dirs["clusters"]).ids) ** 2 == 36  # every K=2 pair
 
         # 5. Feast on a real redis-server: batch views, the pair table, then the nearline job on Triton
         redis = RedisServer()

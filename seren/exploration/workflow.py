@@ -1,8 +1,9 @@
 """The exploration stages as directory-in, directory-out functions.
 
-Each KFP component calls exactly one of these; `run_all` chains them in-process for the CLI and
-the demo. Every stage returns flat numeric metrics (what KFP's Metrics artifact can log) and
-writes its outputs atomically.
+Each KFP component calls exactly one of these; the DAG that chains them is defined once, in
+pipelines/exploration/pipeline.py (run it locally with `seren pipeline run exploration --local`).
+Every stage returns flat numeric metrics (what KFP's Metrics artifact can log) and writes its
+outputs atomically.
 
 Published layout (``publish``; default ``$SEREN_HOME/exploration``), what `seren explore` reads:
 ``clusters/``, ``pair_table.parquet``, ``report.json`` and ``exploration.json`` (dataset path,
@@ -368,109 +369,6 @@ def publish_outputs(
     return out
 
 
-def _train_seqrec(
-    dataset_dir: str | os.PathLike[str], out_dir: Path, clusters_dir: Path, epochs: int, seed: int
-) -> dict[str, float]:
-    from seren.exploration.seqrec import train_and_evaluate
-
-    return flat_metrics(
-        train_and_evaluate(dataset_dir, out_dir, clusters_dir=clusters_dir, epochs=epochs, seed=seed, progress=False)
-    )
-
-
-STAGES = ("clusters", "transitions", "novelty_finetune", "feedback_alignment", "pair_table", "seqrec_train", "evaluate")
-_DONE_MARKER = {
-    "clusters": "clusters.parquet",
-    "transitions": "transitions.json",
-    "novelty_finetune": "model/novelty_clusters.json",
-    "feedback_alignment": FEEDBACK_FILE,
-    "pair_table": "pair_table.parquet",
-    "seqrec_train": "metrics.json",
-    "evaluate": "report.md",
-}
-
-
-def run_all(
-    dataset_dir: str | os.PathLike[str],
-    work_dir: str | os.PathLike[str] | None = None,
-    publish: str | os.PathLike[str] | None = None,
-    base_model: str = "smollm2",
-    n_top: int = 8,
-    n_sub: int = 5,
-    min_count: int = 1,
-    max_steps: int = 200,
-    batch_size: int = 16,
-    n: int = 3,
-    n_candidates: int = 10,
-    min_support: int = 3,
-    seqrec_epochs: int = 200,
-    seed: int = 0,
-    until: str = "evaluate",
-    reuse: bool = False,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """The pipeline's stages in-process (no KFP), in order, up to and including `until`.
-
-    With `reuse`, a stage whose output in `work_dir` is complete is not run again (the caller
-    vouches that the inputs did not change). Returns per-stage metrics and the stage dirs."""
-    if until not in STAGES:
-        raise ConfigError(f"unknown stage {until!r}", f"use one of {', '.join(STAGES)}")
-    if not Path(dataset_dir).is_dir():
-        raise ConfigError(
-            f"dataset directory {dataset_dir} does not exist", "generate one with `seren data generate --out DIR`"
-        )
-    work = Path(work_dir) if work_dir else seren_home() / "exploration_work"
-    d = {s: work / s for s in STAGES}
-    pub = None if publish == "none" else (publish or default_publish_dir())
-    calls = {
-        "clusters": lambda: run_clusters(dataset_dir, d["clusters"], n_top=n_top, n_sub=n_sub, seed=seed),
-        "transitions": lambda: run_transitions(dataset_dir, d["clusters"], d["transitions"], min_count=min_count),
-        "novelty_finetune": lambda: run_novelty_finetune(
-            d["transitions"],
-            d["clusters"],
-            d["novelty_finetune"],
-            base_model=base_model,
-            max_steps=max_steps,
-            batch_size=batch_size,
-            seed=seed,
-        ),
-        "feedback_alignment": lambda: run_feedback_alignment(
-            dataset_dir, d["clusters"], d["transitions"], d["feedback_alignment"], min_support=min_support, seed=seed
-        ),
-        "pair_table": lambda: run_pair_table(
-            d["novelty_finetune"],
-            d["pair_table"],
-            d["feedback_alignment"],
-            n=n,
-            n_candidates=n_candidates,
-            progress=progress,
-        ),
-        "seqrec_train": lambda: _train_seqrec(
-            dataset_dir, d["seqrec_train"], d["clusters"], epochs=seqrec_epochs, seed=seed
-        ),
-        "evaluate": lambda: run_evaluate(
-            d["clusters"],
-            d["transitions"],
-            d["novelty_finetune"],
-            d["feedback_alignment"],
-            d["pair_table"],
-            d["evaluate"],
-            n=n,
-            seed=seed,
-            dataset_dir=dataset_dir,
-            publish=pub,
-            seqrec_dir=d["seqrec_train"],
-        )[0],
-    }
-    out: dict[str, Any] = {"dirs": {s: str(p) for s, p in d.items()}}
-    for stage in STAGES[: STAGES.index(until) + 1]:
-        if reuse and (d[stage] / _DONE_MARKER[stage]).exists():
-            out[stage] = {"reused": 1.0}
-            continue
-        out[stage] = calls[stage]()
-    return out
-
-
 def explore_user(
     user_id: str,
     data: str | os.PathLike[str] | None = None,
@@ -481,7 +379,8 @@ def explore_user(
     k: int = 10,
     seqrec: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """What serving does for one user: last two clusters -> table lookup -> restricted recs.
+    """What serving does for one user: last two clusters -> table lookup -> restricted recs, through
+    `seren.exploration.lookup.explore_users` (the one definition nearline uses too).
 
     A user with one cluster uses the pair (c, c); a pair missing from the table uses the table's
     documented fallback (`PairLookup`). Restricted recommendations come from the sequence
@@ -489,8 +388,9 @@ def explore_user(
     from seren.data import load_dataset
     from seren.errors import DataError
     from seren.exploration.clusters import Clusters
+    from seren.exploration.lookup import explore_users
     from seren.exploration.pair_table import TABLE_FILE, PairLookup, load_pair_table
-    from seren.exploration.transitions import cluster_sequences
+    from seren.exploration.seqrec import SeqRecModel, user_histories
 
     pub = Path(published) if published else default_publish_dir()
     manifest_f = pub / "exploration.json"
@@ -510,66 +410,45 @@ def explore_user(
             f"user {user_id!r} has no interactions in {data_dir}",
             "pass a user id from the dataset (see interactions.parquet)",
         )
-    inter = inter.assign(timestamp=pd.to_datetime(inter["timestamp"], utc=True))
-    seq = cluster_sequences(inter, cl.item_to_cluster)
-    if seq.empty:
+    history = next(iter(user_histories(inter).values()), [])
+    model_dir = Path(seqrec) if seqrec else pub / "seqrec"
+    model = SeqRecModel.load(model_dir) if (model_dir / "model.pt").is_file() else None
+    slate = explore_users({str(user_id): history}, inter, cl.item_to_cluster, PairLookup(tbl), model, k=k, n_novel=n)[
+        str(user_id)
+    ]
+    if not slate.last_clusters:
         raise DataError(
             f"user {user_id!r} has no positive engagement with a clustered item",
             "exploration starts from a user's recent interests; try another user",
         )
     desc = cl.descriptions
-    recent = seq["cluster_id"].tolist()[-2:]
-    c1, c2 = (recent[0], recent[0]) if len(recent) == 1 else (recent[0], recent[1])
-    hit = PairLookup(tbl)(c1, c2, n=n)
-    history = set(seq["cluster_id"])
+    seen = {cl.item_to_cluster.get(i) for i in history}
     out: dict[str, Any] = {
         "user_id": str(user_id),
-        "last_clusters": [{"cluster_id": c, "description": desc.get(c, "")} for c in ([c1] if c1 == c2 else [c1, c2])],
+        "last_clusters": [{"cluster_id": c, "description": desc.get(c, "")} for c in dict.fromkeys(slate.lookup_pair)],
         "novel_clusters": [
-            {"cluster_id": c, "description": desc.get(c, ""), "score": float(s), "new_to_user": c not in history}
-            for c, s in zip(hit["novel_clusters"], hit["novel_scores"], strict=True)
+            {"cluster_id": c, "description": desc.get(c, ""), "score": s, "new_to_user": c not in seen}
+            for c, s in zip(slate.novel_clusters, slate.novel_scores, strict=True)
         ],
-        "source": hit["source"],
+        "source": slate.source,
     }
-    out["recommendations"], out["recommendations_status"] = _restricted_recs(
-        pub, ds, inter, cl, [c["cluster_id"] for c in out["novel_clusters"]], k, seqrec
-    )
-    return out
-
-
-def _restricted_recs(
-    pub: Path,
-    ds: Any,
-    inter: pd.DataFrame,
-    cl: Any,
-    novel: list[str],
-    k: int,
-    seqrec_dir: str | os.PathLike[str] | None = None,
-) -> tuple[list[dict[str, Any]], str]:
-    """Sequence-recommender items inside the novel clusters (the published recommender, or
-    `seqrec_dir`); without a recommender the reason is returned instead of made-up items."""
-    from seren.exploration.seqrec import SeqRecModel, user_histories
-
-    model_dir = Path(seqrec_dir) if seqrec_dir else pub / "seqrec"
-    if not (model_dir / "model.pt").is_file():
-        return (
-            [],
-            f"unavailable: no sequence recommender at {model_dir} (run the exploration pipeline, or pass --seqrec DIR)",
-        )
-    if not novel:
-        return [], "unavailable: no novel clusters for this user"
-    model = SeqRecModel.load(model_dir)
-    allowed = set(cl.assignments.loc[cl.assignments["cluster_id"].isin(novel), "item_id"].astype(str))
-    history = next(iter(user_histories(inter).values()), [])
-    recs = model.recommend(history, k=k, allowed_item_ids=allowed)
     item = ds.items.set_index(ds.items["item_id"].astype(str))
-    i2c = cl.item_to_cluster
-    return [
+    out["recommendations"] = [
         {
             "item_id": i,
             "title": str(item.at[i, "title"]) if i in item.index else "",
-            "cluster_id": i2c.get(i, ""),
-            "score": float(sc),
+            "cluster_id": cl.item_to_cluster.get(i, ""),
+            "score": sc,
         }
-        for i, sc in recs
-    ], "ok"
+        for i, sc in slate.items
+    ]
+    if model is None:
+        status = (
+            f"unavailable: no sequence recommender at {model_dir} (run the exploration pipeline, or pass --seqrec DIR)"
+        )
+    elif not slate.novel_clusters:
+        status = "unavailable: no novel clusters for this user"
+    else:
+        status = "ok"
+    out["recommendations_status"] = status
+    return out

@@ -59,3 +59,67 @@ def training_data(small_dataset: Path, tiny_model_dir: Path, tmp_path_factory: p
     build_profiles_file(small_dataset, root / "profiles.parquet", str(tiny_model_dir), 64, None, 0.8, snapshots=2)
     run_labeling(small_dataset, root / "profiles.parquet", root / "training_data", base_model=str(tiny_model_dir))
     return root / "training_data"
+
+
+EXPLORATION_STAGES = ("clusters", "transitions", "novelty_finetune", "feedback_alignment", "pair_table", "seqrec_train")
+
+
+def exploration_stage_dirs(
+    dataset: Path,
+    work: Path,
+    base_model: str,
+    *,
+    until: str = "seqrec_train",
+    n_top: int = 3,
+    n_sub: int = 2,
+    max_steps: int = 4,
+    batch_size: int = 4,
+    min_support: int = 2,
+    n_candidates: int = 4,
+    seqrec_epochs: int = 1,
+    seed: int = 0,
+) -> dict[str, str]:
+    """The exploration pipeline's stage outputs for component tests: the SAME library call each
+    component makes, one at a time, in the pipeline's order (pipelines/exploration/pipeline.py is
+    the one definition of the DAG; this only builds test inputs, without kfp.local's per-task start-up)."""
+    from seren.exploration.seqrec import train_and_evaluate
+    from seren.exploration.workflow import (
+        run_clusters,
+        run_feedback_alignment,
+        run_novelty_finetune,
+        run_pair_table,
+        run_transitions,
+    )
+
+    d = {s: work / s for s in EXPLORATION_STAGES}
+    steps = {
+        "clusters": lambda: run_clusters(dataset, d["clusters"], n_top=n_top, n_sub=n_sub, seed=seed),
+        "transitions": lambda: run_transitions(dataset, d["clusters"], d["transitions"]),
+        "novelty_finetune": lambda: run_novelty_finetune(
+            d["transitions"],
+            d["clusters"],
+            d["novelty_finetune"],
+            base_model=base_model,
+            max_steps=max_steps,
+            batch_size=batch_size,
+            seed=seed,
+        ),  # fmt: skip
+        "feedback_alignment": lambda: run_feedback_alignment(
+            dataset, d["clusters"], d["transitions"], d["feedback_alignment"], min_support=min_support, seed=seed
+        ),
+        "pair_table": lambda: run_pair_table(
+            d["novelty_finetune"], d["pair_table"], d["feedback_alignment"], n_candidates=n_candidates
+        ),
+        "seqrec_train": lambda: train_and_evaluate(
+            dataset, d["seqrec_train"], clusters_dir=d["clusters"], epochs=seqrec_epochs, seed=seed, progress=False
+        ),
+    }
+    for stage in EXPLORATION_STAGES[: EXPLORATION_STAGES.index(until) + 1]:
+        steps[stage]()
+    return {s: str(p) for s, p in d.items()}
+
+
+@pytest.fixture(scope="session")
+def exploration_stages(small_dataset: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Every exploration stage's output on the small dataset and the tiny model (3x2 = 6 clusters), once per session."""
+    return exploration_stage_dirs(small_dataset, tmp_path_factory.mktemp("exploration_stages"), str(tiny_model_dir))

@@ -9,14 +9,12 @@ from kfp import dsl
 from components.feedback_alignment.component import feedback_alignment
 from seren.errors import DataError
 from seren.exploration.alignment import Aligner
-from seren.exploration.workflow import run_all
 
 
 @pytest.fixture(scope="module")
-def stages(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return run_all(
-        small_dataset, tmp_path_factory.mktemp("fa_comp"), n_top=3, n_sub=2, until="transitions", publish="none"
-    )["dirs"]
+def stages(exploration_stages: dict) -> dict:
+    """Stage outputs up to the sequence recommender (tests/components/conftest.py)."""
+    return exploration_stages
 
 
 def _call(small_dataset: Path, stages: dict, artifact, **kw):

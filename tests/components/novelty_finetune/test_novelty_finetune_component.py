@@ -8,14 +8,12 @@ from kfp import dsl
 from components.novelty_finetune.component import novelty_finetune
 from seren.errors import SerenError
 from seren.exploration.novelty import NoveltyModel
-from seren.exploration.workflow import run_all
 
 
 @pytest.fixture(scope="module")
-def stages(small_dataset: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return run_all(
-        small_dataset, tmp_path_factory.mktemp("nf_comp"), n_top=3, n_sub=2, until="transitions", publish="none"
-    )["dirs"]
+def stages(exploration_stages: dict) -> dict:
+    """Stage outputs up to the sequence recommender (tests/components/conftest.py)."""
+    return exploration_stages
 
 
 def test_novelty_finetune_unit(stages: dict, tiny_model_dir: Path, artifact) -> None:

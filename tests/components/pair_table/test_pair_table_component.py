@@ -7,15 +7,12 @@ import pytest
 from kfp import dsl
 
 from components.pair_table.component import pair_table
-from seren.exploration.workflow import run_all
 
 
 @pytest.fixture(scope="module")
-def stages(small_dataset: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
-    return run_all(
-        small_dataset, tmp_path_factory.mktemp("pt_comp"), base_model=str(tiny_model_dir), n_top=3, n_sub=2, max_steps=4, batch_size=4,
-        min_support=2, until="feedback_alignment", publish="none",
-    )["dirs"]  # fmt: skip
+def stages(exploration_stages: dict) -> dict:
+    """Stage outputs up to the sequence recommender (tests/components/conftest.py)."""
+    return exploration_stages
 
 
 def test_pair_table_unit(stages: dict, artifact, tmp_path: Path) -> None:
