@@ -55,7 +55,8 @@ def test_compile_one_and_all(capsys: pytest.CaptureFixture[str], tmp_path: Path)
 def test_compile_golden_writes_the_golden(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(framework, "golden_path", lambda name: tmp_path / name / "golden.yaml")  # not the repo's
+    # not the repo's golden
+    monkeypatch.setattr("pipelines.framework.golden.golden_path", lambda name: tmp_path / name / "golden.yaml")
     main(["pipeline", "compile", "features", "--golden"])
     written = tmp_path / "features" / "golden.yaml"
     assert str(written) in capsys.readouterr().out

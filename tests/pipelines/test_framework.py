@@ -48,7 +48,7 @@ def test_version_carries_package_version_and_git_sha(monkeypatch: pytest.MonkeyP
     monkeypatch.setenv("SEREN_GIT_SHA", "0123456789abcdef")  # how the image is told its commit
     assert P.pipeline_version() == f"{__version__}+0123456"
     monkeypatch.delenv("SEREN_GIT_SHA")
-    monkeypatch.setattr(framework, "PIPELINES_DIR", tmp_path)  # not a git checkout
+    monkeypatch.setattr("pipelines.framework.discover.PIPELINES_DIR", tmp_path)  # not a git checkout
     assert P.git_sha() == "nogit"
 
 
@@ -131,7 +131,7 @@ def test_normalise_blanks_build_noise_but_not_the_dag() -> None:
 def test_update_golden_is_stable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Regenerating without a DAG change rewrites the same bytes (no sha churn in git)."""
     committed = framework.golden_path("features").read_text()
-    monkeypatch.setattr(framework, "golden_path", lambda name: tmp_path / name / "golden.yaml")
+    monkeypatch.setattr("pipelines.framework.golden.golden_path", lambda name: tmp_path / name / "golden.yaml")
     monkeypatch.setenv("SEREN_GIT_SHA", "fedcba9")
     text = P.update_golden("features").read_text()
     assert "fedcba9" not in text and "[seren <version>]" in text

@@ -33,7 +33,7 @@ def test_describe() -> None:
 
 
 def test_local_runner_forwards_progress_lines_with_the_running_task() -> None:
-    from pipelines.framework import _LogTee
+    from pipelines.framework.local import _LogTee
 
     events: list[tuple[str, str, str]] = []
     log = io.StringIO()
