@@ -213,20 +213,6 @@ def changed_users(interactions: pd.DataFrame, watermark: pd.Timestamp | None) ->
     return sorted(new["user_id"].astype(str).unique()), end
 
 
-def last_cluster_pair(
-    interactions: pd.DataFrame, users: list[str], item_to_cluster: dict[str, str]
-) -> dict[str, list[str]]:
-    """user -> their last (up to) two distinct interest clusters, oldest first."""
-    from seren.exploration.transitions import cluster_sequences
-
-    inter = interactions[interactions["user_id"].astype(str).isin(set(users))].copy()
-    inter["user_id"] = inter["user_id"].astype(str)
-    inter["item_id"] = inter["item_id"].astype(str)
-    inter["timestamp"] = pd.to_datetime(inter["timestamp"], utc=True)
-    seq = cluster_sequences(inter, item_to_cluster)
-    return {str(u): g["cluster_id"].tolist()[-2:] for u, g in seq.groupby("user_id", sort=False)}
-
-
 def build_candidates(
     histories: dict[str, list[str]],
     interactions: pd.DataFrame,
@@ -236,44 +222,35 @@ def build_candidates(
     n_novel: int,
 ) -> pd.DataFrame:
     """Per user: main slate (recommender, whole catalogue), exploration slate (recommender inside
-    the novel clusters of the user's last cluster pair, minus the main slate) and the cluster pair ("" below two clusters;
-    one cluster c still explores from the table's (c, c) row, as `seren explore` does)."""
-    from seren.exploration.pair_table import pair_key
+    the novel clusters of the user's last cluster pair, minus the main slate: exploration adds
+    exposure) and the cluster pair ("" below two clusters; one cluster c still explores from the
+    table's (c, c) row, as `seren explore` does). The exploration part is
+    `seren.exploration.lookup.explore_users`, the one definition `seren explore` uses too."""
+    from seren.exploration.lookup import explore_users
 
     users = list(histories)
     if not users:
         cols = ["user_id", "main_item_ids", "explore_item_ids", "cluster_pair", "novel_clusters"]
         return pd.DataFrame(columns=cols)
-    rows = [histories[u] for u in users]
-    main = ex.seqrec.recommend_batch(rows, k=k_main)
-    pairs = last_cluster_pair(interactions, users, ex.item_to_cluster)
-    allowed: list[set[str]] = []
-    keys: list[str] = []
-    novel: list[list[str]] = []
-    for u in users:
-        recent = pairs.get(u, [])
-        if not recent:
-            keys.append("")
-            novel.append([])
-            allowed.append(set())
-            continue
-        c1, c2 = (recent[0], recent[0]) if len(recent) == 1 else (recent[0], recent[1])
-        keys.append(pair_key(c1, c2) if len(recent) == 2 else "")
-        hit = ex.lookup(c1, c2, n=n_novel)
-        novel.append(list(hit["novel_clusters"]))
-        allowed.append(set().union(*(ex.cluster_items.get(c, set()) for c in hit["novel_clusters"])))
-    # the exploration slate adds exposure beyond the main slate: its items are not in the main top-k
-    allowed = [a - {i for i, _ in m} for a, m in zip(allowed, main, strict=True)]
-    explore = (
-        ex.seqrec.recommend_batch(rows, k=k_explore, allowed_item_ids=allowed) if k_explore else [[] for _ in users]
+    main = ex.seqrec.recommend_batch([histories[u] for u in users], k=k_main)
+    slates = explore_users(
+        histories,
+        interactions,
+        ex.item_to_cluster,
+        ex.lookup,
+        ex.seqrec,
+        k=k_explore,
+        n_novel=n_novel,
+        cluster_items=ex.cluster_items,
+        exclude={u: {i for i, _ in m} for u, m in zip(users, main, strict=True)},
     )
     return pd.DataFrame(
         {
             "user_id": users,
             "main_item_ids": [[i for i, _ in r] for r in main],
-            "explore_item_ids": [[i for i, _ in r] for r in explore],
-            "cluster_pair": keys,
-            "novel_clusters": novel,
+            "explore_item_ids": [[i for i, _ in slates[u].items] for u in users],
+            "cluster_pair": [slates[u].pair_key for u in users],
+            "novel_clusters": [slates[u].novel_clusters for u in users],
         }
     )
 
