@@ -41,7 +41,7 @@ PAPER_CLUSTERS = 760
 
 def descriptions(n: int, seed: int = 0) -> dict[str, str]:
     """n unique 3-word descriptions from the synthetic catalogue's theme words."""
-    from seren.data.synthetic import CATALOGUE
+    from seren.data.catalogue import CATALOGUE
 
     words = sorted({w for _, _, subs in CATALOGUE.values() for theme in subs.values() for w in theme})
     rng = np.random.default_rng(seed)

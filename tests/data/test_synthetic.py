@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from seren.data import is_positive, load_dataset, save_dataset
-from seren.data.synthetic import APPEAL_PHRASES, SyntheticConfig, generate
+from seren.data.catalogue import APPEAL_PHRASES
+from seren.data.synthetic import SyntheticConfig, generate
 from seren.errors import ConfigError
 
 
