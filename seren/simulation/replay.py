@@ -97,7 +97,7 @@ def replay(
     main_score = np.where(rated | (quality <= 0), -np.inf, main_score)
     outside = ~((hist_g.astype(np.int32) @ item_g.T.astype(np.int32)) > 0) & ~rated & (quality > 0)  # U x I
 
-    from seren.simulation.engine import _top_n
+    from seren.simulation.arms import _top_n
 
     main = _top_n(main_score, k + 4)
     ser_pool = _top_n(np.where(outside, quality[None, :], -np.inf), n_candidates)
