@@ -13,6 +13,10 @@ Fallbacks (documented behaviour, never a crash):
   items (the produced count is in ``metrics["n_clusters"]``, the requested one beside it);
 * a description already taken -> extended with the next keyword, then suffixed ``#k``;
 * an LLM name that is empty or taken -> the keyword description is kept.
+
+One file (just over 400 lines) on purpose: it is one stage, texts -> cached embeddings -> two-level
+k-means -> unique descriptions, and a third of it is the single `build_clusters`; tests swap the
+encoder (`_load_encoder`) for the whole stage through this one module.
 """
 
 from __future__ import annotations
