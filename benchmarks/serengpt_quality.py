@@ -1,8 +1,10 @@
 """SerenGPT quality gate with SmolLM2-135M on CPU: the ablation table on held-out users.
 
-Runs the whole SerenGPT recipe (`seren.serengpt.train.train_serengpt`: profiles -> labels ->
-LoRA SFT -> IPO -> evaluation) under the CPU budget in BUDGET (TrainConfig overrides sized from
-measured step times for ~45 min on 2 cores; the wall time taken is in the results) on
+Runs the serengpt_training pipeline (kfp.local, through `seren serengpt train`'s `run_training`:
+profiles -> labels -> LoRA SFT -> IPO -> evaluation -> export -> validate -> register) under the
+CPU budget in BUDGET (pipeline parameter overrides sized from measured step times for ~45 min on
+2 cores; the wall time taken is in the results; SEREN_HOME is the work dir, so the run registers
+there, not in the user's registry) on
   synthetic        the seeded generator (500 users, 800 items, seed 0), ground-truth labels;
   ml-latest-small  MovieLens (../shared/data), labels from ratings >= 4 on items outside the
                    user's profile interests (skipped when the data is absent).
@@ -21,7 +23,6 @@ Run: .venv/bin/python benchmarks/serengpt_quality.py [--only synthetic|movielens
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -42,7 +43,13 @@ OUT = REPO / "benchmarks" / "results" / "serengpt_quality.json"
 MOVIELENS = REPO.parent / "shared" / "data" / "ml-latest-small"
 GATE_AUC, GATE_MARGIN, GATE_ECE = 0.88, 0.15, 0.05
 # LoRA on the top 8 of 30 blocks; a preference pair costs ~4 forwards, so fewer/smaller IPO steps.
-_COMMON = {"lora_layers": 8, "batch_size": 4, "sft_lr": 3e-3, "pref_batch_size": 4, "pref_lr": 5e-4}
+_COMMON = {
+    "lora_layers": 8,
+    "batch_size": 4,
+    "sft_learning_rate": 3e-3,
+    "pref_batch_size": 4,
+    "pref_learning_rate": 5e-4,
+}
 BUDGET: dict[str, dict[str, Any]] = {
     "synthetic": {**_COMMON, "sft_steps": 144, "pref_steps": 8},  # ~2.4 passes over the 236 examples
     "movielens": {**_COMMON, "sft_steps": 32, "pref_steps": 4},
@@ -61,30 +68,26 @@ def machine() -> dict[str, Any]:
 
 
 def run_one(name: str, data_dir: Path, work: Path, overrides: dict[str, Any]) -> dict[str, Any]:
-    from seren.serengpt.train import TrainConfig, train_serengpt
+    from seren.commands.serengpt import run_training
+    from seren.serengpt.labeling import TrainingData
 
-    cfg = TrainConfig(progress=False, **overrides)
-
-    def on_stage(stage: str, info: dict[str, Any]) -> None:
-        keep = {
-            k: v for k, v in info.items() if k != "markdown" and not k.endswith("curve") and not isinstance(v, list)
-        }
-        print(f"[{name}] {stage}: {json.dumps(keep, default=str)[:400]}", flush=True)
-
+    params = {"source": "dataset", "path": str(data_dir.resolve()), "loss": "ipo", **overrides}
+    os.environ["SEREN_HOME"] = str(work / "seren_home")  # the run registers/deploys there
     t0 = time.perf_counter()
     load_start = os.getloadavg()
-    summary = train_serengpt(data_dir, work / name, cfg, on_stage=on_stage)
+    summary = run_training(data_dir, work / name, params, say=lambda line: print(f"[{name}] {line}", flush=True))
     wall = time.perf_counter() - t0
     rows = summary["ablation"]["rows"]
-    aligned = rows[f"SFT+{cfg.loss.upper()}"]
+    aligned = rows["SFT+alignment"]
     sel = summary.get("selection") or {}
-    final = rows[sel.get("chosen", f"SFT+{cfg.loss.upper()}")]  # the shipped model (alignment gate)
+    final = rows[sel.get("chosen", "SFT+alignment")]  # the shipped model (alignment gate)
+    td_metrics = TrainingData.load(summary["training_data_dir"]).metrics
     zero, heur = rows["zero-shot base LLM"]["roc_auc"], rows["unexpectedness x relevance"]["roc_auc"]
     auc = final["roc_auc"]
     result = {
         "dataset": name,
         "overrides": overrides,
-        "config": dataclasses.asdict(cfg),
+        "config": summary["params"],
         "load_average": {"start": load_start, "end": os.getloadavg()},
         "table": {
             k: {
@@ -105,7 +108,7 @@ def run_one(name: str, data_dir: Path, work: Path, overrides: dict[str, Any]) ->
         "n_eval_users": summary["ablation"]["n_users"],
         "positive_rate": summary["ablation"]["positive_rate"],
         "training_data": {
-            k: summary["training_data"].get(k)
+            k: td_metrics.get(k)
             for k in (
                 "n_labels",
                 "n_positive",
@@ -195,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=["synthetic", "movielens"], default=None)
     ap.add_argument("--work", type=Path, default=None, help="Keep run dirs here (default: a temp dir).")
-    ap.add_argument("--set", action="append", default=[], help="TrainConfig override KEY=JSON (repeatable).")
+    ap.add_argument("--set", action="append", default=[], help="Pipeline parameter override KEY=JSON (repeatable).")
     ap.add_argument("--out", type=Path, default=OUT)
     ap.add_argument(
         "--seeds", type=int, nargs="+", default=[0], help="Training seeds (synthetic): split, LoRA init, order."

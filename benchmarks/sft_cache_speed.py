@@ -45,16 +45,18 @@ def main(argv: list[str] | None = None) -> int:
     from seren.data import save_dataset
     from seren.data.synthetic import SyntheticConfig, generate
     from seren.llm.base import load_causal_lm, resolve_base_model
+    from seren.profiles.io import build_profiles_file
     from seren.serengpt.cached import tokenize, train_loop
+    from seren.serengpt.labeling import TrainingData, run_labeling
     from seren.serengpt.sft import lora_config
-    from seren.serengpt.train import TrainConfig, build_data
 
     work = Path(tempfile.mkdtemp(prefix="sft_cache_speed."))
     data_dir = work / "data"
     save_dataset(generate(SyntheticConfig(n_users=500, n_items=800, seed=0)), data_dir)
-    cfg = TrainConfig(progress=False)
-    _, _, _, td = build_data(data_dir, work, cfg, lambda *_: None)
-    train = td.sft_train
+    # the SFT table the serengpt_training pipeline's profiles and labeling steps build (its defaults)
+    build_profiles_file(data_dir, work / "profiles.parquet", "smollm2", 64, None, 0.4, "none", None, 2, True)
+    run_labeling(data_dir, work / "profiles.parquet", work / "training_data", base_model="smollm2", seed=0)
+    train = TrainingData.load(work / "training_data").sft_train
     base = resolve_base_model("smollm2")
     result: dict = {
         "n_examples": len(train),

@@ -27,7 +27,8 @@ def ingest(
 ):
     """source: synthetic (n_users, n_items, seed) | movielens (path: dir with ratings.csv, movies.csv) |
     csv (path: interactions file, items_path: item catalogue or "" to derive one from the ids; csv,
-    tsv or parquet; mapping/items_mapping: {canonical column: source column})."""
+    tsv or parquet; mapping/items_mapping: {canonical column: source column}) | dataset (path: a canonical
+    dataset directory, e.g. from `seren data generate`)."""
     from seren.data import Dataset as Tables
     from seren.data import save_dataset
     from seren.errors import ConfigError
@@ -40,6 +41,10 @@ def ingest(
         from seren.data.movielens import load_movielens
 
         ds = load_movielens(path)
+    elif source == "dataset":  # a canonical dataset dir (`seren data generate/import-*`): re-validated as is
+        from seren.data import load_dataset
+
+        ds = load_dataset(path)
     elif source == "csv":
         from seren.data.adapters import items_from_interactions, load_interactions, load_items
 
@@ -49,7 +54,7 @@ def ingest(
             interactions=inter, items=items, meta={"source": "csv", "interactions": path, "items": items_path or None}
         )
     else:
-        raise ConfigError(f"unknown ingest source {source!r}", "use source=synthetic, movielens or csv")
+        raise ConfigError(f"unknown ingest source {source!r}", "use source=synthetic, movielens, csv or dataset")
     save_dataset(ds.validate(), dataset.path)
     tables = {"interactions": ds.interactions, "items": ds.items, "users": ds.users, "labels": ds.labels}
     for table, df in tables.items():

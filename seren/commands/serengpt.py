@@ -19,33 +19,22 @@ app = typer.Typer(no_args_is_help=True, help=__doc__)
 _err = Console(stderr=True)
 
 
-def _stage_line(name: str, info: dict[str, Any]) -> None:
-    """One status line per finished stage on stderr (stdout stays clean for --json)."""
-    keys = {
-        "profiles": ("n_users", "mean_profile_tokens", "compression_ratio"),
-        "labeling": ("n_labels", "n_train", "n_eval_users", "n_eval_candidates"),
-        "sft": ("steps", "loss_first_quarter", "loss_last_quarter"),
-        "evaluate": (),
-    }.get(name.split("-")[0], ("steps", "loss_first_quarter", "loss_last_quarter", "rewards_margins_last_quarter"))
-    parts = [
-        f"{k}={info[k]:.4g}" if isinstance(info.get(k), float) else f"{k}={info.get(k)}" for k in keys if k in info
-    ]
-    _err.print(f"[bold]{name}[/bold] done in {info.get('seconds', 0):.0f}s " + " ".join(parts))
+def _say(line: str) -> None:
+    """Progress on stderr (task names and details are plain text, not rich markup)."""
+    _err.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 @app.command()
 def train(
     data: Path = typer.Option(..., "--data", help="Dataset directory (from `seren data generate/import-*`)."),
-    out: Path = typer.Option(..., "--out", help="Output directory (profiles, training data, models, evaluation)."),
+    out: Path = typer.Option(..., "--out", help="Pipeline root: the run's artifacts, run.log and summary.json."),
     base_model: str = typer.Option("smollm2", "--base-model", help="'smollm2' or a Hugging Face causal-LM directory."),
     max_steps: int = typer.Option(None, "--max-steps", help="SFT optimizer steps (default: the measured CPU budget)."),
     pref_steps: int = typer.Option(None, "--pref-steps", help="Preference (IPO/DPO) steps (default: CPU budget)."),
-    max_examples: int = typer.Option(None, "--max-examples", help="Cap on SFT examples and preference pairs."),
-    loss: str = typer.Option("ipo", "--loss", help="Preference loss of the final model: ipo | dpo."),
-    compare_dpo: bool = typer.Option(False, "--compare-dpo", help="Also train SFT+DPO for the ablation table."),
+    max_examples: int = typer.Option(None, "--max-examples", help="Cap on SFT examples."),
+    loss: str = typer.Option("ipo", "--loss", help="Preference loss of the aligned model: ipo | dpo."),
     token_budget: int = typer.Option(None, "--token-budget", help="Profile token budget (prompt length)."),
     seed: int = typer.Option(0, "--seed", help="Seed for sampling, splits and training."),
-    no_eval: bool = typer.Option(False, "--no-eval", help="Skip the ablation evaluation."),
     force: bool = typer.Option(
         False, "--force", help="Write into --out even when it is a non-empty directory that is not a training run."
     ),
@@ -56,78 +45,154 @@ def train(
     sft_lr: float = typer.Option(None, "--sft-lr", min=0.0, help="SFT learning rate (default 5e-4)."),
     pref_lr: float = typer.Option(None, "--pref-lr", min=0.0, help="Preference learning rate (default 2e-4)."),
     beta: float = typer.Option(None, "--beta", min=0.0, help="IPO/DPO beta (default 0.1)."),
-    threads: int = typer.Option(None, "--threads", min=1, help="torch intra-op threads (default: torch's)."),
+    threads: int = typer.Option(None, "--threads", min=1, help="torch threads per pipeline step (OMP_NUM_THREADS)."),
     human: Path = typer.Option(
-        None, "--human", help="Serendipity-2018 survey dir/answers.csv: its judgments join training as human labels."
+        None, "--human", help="Serendipity-2018 survey dir/answers.csv: the shipped model's agreement with people."
     ),
     movies: Path = typer.Option(
-        None, "--movies", help="With --human: MovieLens folder the survey's movieIds join (default: the dataset)."
+        None, "--movies", help="With --human: the MovieLens folder the survey's movieIds join."
     ),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Profiles -> labels (+ human survey labels) -> LoRA SFT -> IPO/DPO -> ablation on held-out users; resumable.
+    """Run the serengpt_training pipeline locally on a dataset (kfp.local, exactly as `seren pipeline run
+    serengpt_training --local`): profiles -> labels -> LoRA SFT -> IPO/DPO -> ablation + alignment gate ->
+    export -> validate -> register + deploy to dev when validation passes.
 
     Progress goes to stderr, so --json keeps stdout clean without hiding it."""
-    from seren.serengpt.train import TrainConfig, train_serengpt
-
     if loss not in ("ipo", "dpo"):
         raise ConfigError(f"unknown --loss {loss!r}", "use --loss ipo or --loss dpo")
     if not data.is_dir():
         raise DataError(f"dataset directory {data} does not exist", "run `seren data generate --out DIR` first")
+    for name, value in (("sft_steps", max_steps), ("pref_steps", pref_steps), ("max_examples", max_examples)):
+        if value is not None and value < 1:
+            raise ConfigError(f"{name} must be >= 1, got {value}", f"pass a positive {name}")
     _check_run_dir(out, force)
-    cfg = TrainConfig(base_model=base_model, loss=loss, seed=seed, ablation=not no_eval, progress=True)
+    params: dict[str, Any] = {"source": "dataset", "path": str(data.resolve()), "base_model": base_model, "seed": seed}
+    params["loss"] = loss
     for name, value in (
+        ("sft_steps", max_steps),
+        ("pref_steps", pref_steps),
+        ("max_examples", max_examples),
+        ("token_budget", token_budget),
         ("lora_layers", lora_layers),
         ("lora_r", lora_r),
         ("batch_size", batch_size),
         ("pref_batch_size", pref_batch_size),
-        ("sft_lr", sft_lr),
-        ("pref_lr", pref_lr),
+        ("sft_learning_rate", sft_lr),
+        ("pref_learning_rate", pref_lr),
         ("beta", beta),
-        ("threads", threads),
     ):
         if value is not None:
-            setattr(cfg, name, value)
+            params[name] = value
     if human is not None:
         from seren.data.survey import survey_path
 
         if not survey_path(human).is_file():
             raise DataError(f"survey file {survey_path(human)} does not exist", "pass the folder holding answers.csv")
-        cfg.human = str(human)
-        cfg.human_movies = str(movies) if movies else None
-    if compare_dpo and loss != "dpo":
-        cfg.compare_losses = ("dpo",)
-    if max_steps is not None:
-        cfg.sft_steps = max_steps
-    if pref_steps is not None:
-        cfg.pref_steps = pref_steps
-    if max_examples is not None:
-        cfg.max_examples = cfg.pref_max_examples = max_examples
-    if token_budget is not None:
-        cfg.token_budget = token_budget
-    cfg.validate()  # bad budgets fail before --out is created
+        if movies is None:
+            raise ConfigError("--human needs --movies", "pass the ml-latest-small folder the survey's movieIds join")
+        params["human_dir"], params["human_movies_dir"] = str(human.resolve()), str(movies.resolve())
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)
-        (out / ARTIFACT_MARKER).touch()  # a later run (resume) recognises its own directory
-        summary = train_serengpt(data, out, cfg, on_stage=_stage_line)
+        (out / ARTIFACT_MARKER).touch()  # a later run recognises its own directory
+        summary = run_training(data, out, params, threads=threads, say=_say)
     except BaseException:
         _drop_if_empty(out, created)
         raise
-    result = {k: summary[k] for k in ("model_dir", "sft_model_dir", "aligned_model_dirs", "seconds")}
+    result = {k: summary[k] for k in ("model_dir", "sft_model_dir", "aligned_model_dirs", "seconds", "run_dir")}
     result.update(
         {
             "metrics": summary.get("metrics"),
             "ablation": summary.get("ablation", {}).get("rows"),
             "selection": summary.get("selection"),  # the alignment gate's choice + calibration map
+            "registered_version": summary.get("registered_version"),
             "out": str(out),
         }
     )
-    human = f"SerenGPT model: {summary['model_dir']}\n" + summary.get("ablation_markdown", "")
-    emit(result, as_json, human)
+    human_text = f"SerenGPT model: {summary['model_dir']}\n" + summary.get("ablation_markdown", "")
+    emit(result, as_json, human_text)
 
 
-_RUN_ENTRIES = ("summary.json", "profiles.parquet", "training_data", "sft", "sft.work")
+def run_training(
+    data: Path, out: Path, params: dict[str, Any], threads: int | None = None, say: Any = print
+) -> dict[str, Any]:
+    """The serengpt_training pipeline through `pipelines.run_local` (the one definition of the DAG), with
+    one line per task on `say`; returns (and writes to out/summary.json) where its models and reports are.
+
+    The models' cards get the dataset they were trained on (`source`), so `seren serengpt score` finds it."""
+    import os
+    import time
+
+    import pipelines
+    from seren.io import write_json
+    from seren.progress import Display
+    from seren.serengpt.recipe import recipe_from_card
+    from seren.serengpt.sft import read_model_card, update_model_card
+
+    line = Display()
+
+    def on_event(kind: str, task: str, detail: str) -> None:
+        if kind == "progress":
+            line.update(task, detail)
+        elif kind in ("start", "done", "failed"):
+            line.stop()
+            say(f"{kind:6s} {task} {detail}".rstrip())
+
+    env_before = os.environ.get("OMP_NUM_THREADS")
+    if threads:
+        os.environ["OMP_NUM_THREADS"] = str(threads)  # the component subprocesses inherit it
+    t0 = time.monotonic()
+    try:
+        res = pipelines.run_local("serengpt_training", params, pipeline_root=out, on_event=on_event)
+    finally:
+        line.stop()
+        if threads and env_before is None:
+            os.environ.pop("OMP_NUM_THREADS", None)
+        elif threads:
+            os.environ["OMP_NUM_THREADS"] = env_before
+    by_task = {name.split("/")[-1]: t for name, t in res["tasks"].items()}
+
+    def artifact(task: str, name: str) -> str:
+        return by_task[task]["artifacts"][name]["uri"]
+
+    results_dir = Path(artifact("evaluate", "results"))
+    ablation = json.loads((results_dir / "ablation.json").read_text())
+    report = Path(artifact("evaluate", "report")).read_text()
+    sft, aligned, final = artifact("distill", "model"), artifact("align", "model"), artifact("evaluate", "model")
+    recipe = recipe_from_card(read_model_card(sft)) or {}
+    source = {
+        "dataset_dir": str(data.resolve()),
+        "token_budget": recipe.get("token_budget"),  # the pipeline's default unless given
+        **{k: res["params"][k] for k in ("label_frac", "snapshots") if k in res["params"]},
+        "training_data_dir": artifact("label-data", "training_data"),
+    }
+    for d in (sft, aligned, final):
+        update_model_card(d, source=source)
+    register = by_task.get("register-model", {}).get("parameters", {})
+    summary: dict[str, Any] = {
+        "pipeline": res["pipeline"],
+        "params": res["params"],
+        "run_dir": res["run_dir"],
+        "log": res["log"],
+        "model_dir": final,
+        "sft_model_dir": sft,
+        "aligned_model_dirs": {res["params"]["loss"]: aligned},
+        "base_model_path": res["params"]["base_model"],
+        "training_data_dir": source["training_data_dir"],
+        "eval_dir": str(results_dir),
+        "ablation": {k: v for k, v in ablation.items() if k != "selection"},
+        "ablation_markdown": report,
+        "selection": ablation.get("selection"),
+        "metrics": ablation["rows"][ablation["selection"]["chosen"]] if ablation.get("selection") else None,
+        "registered_version": register.get("version"),
+        "seconds": {"total": round(time.monotonic() - t0, 1)},
+    }
+    write_json(out / "summary.json", json.loads(json.dumps(summary, default=str)))
+    return summary
+
+
+_RUN_ENTRIES = ("summary.json", "run.log", "result.json")
 
 
 def _check_run_dir(out: Path, force: bool) -> None:
@@ -139,7 +204,7 @@ def _check_run_dir(out: Path, force: bool) -> None:
         return
     raise ConfigError(
         f"--out {out} is a non-empty directory that is not a `seren serengpt train` run",
-        "pass a new or empty directory (or an earlier run's --out to resume), or add --force to write into it",
+        "pass a new or empty directory (or an earlier run's --out), or add --force to write into it",
     )
 
 
@@ -190,7 +255,7 @@ def evaluate(
     models: dict[str, str] = {}
     if run is not None:
         summary = _load_run(run)
-        training_data = training_data or run / "training_data"
+        training_data = training_data or Path(summary["training_data_dir"])
         base = base_model if base_model is not None else summary.get("base_model_path", "")
         if base:
             models["zero-shot base LLM"] = base

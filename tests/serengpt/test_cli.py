@@ -1,4 +1,5 @@
-"""`seren serengpt train|evaluate|score` end to end on the small synthetic dataset and the tiny model.
+"""`seren serengpt train|evaluate|score` end to end on the small synthetic dataset and the tiny model;
+`train` runs the serengpt_training pipeline in kfp.local (one run shared by the module).
 
 The commands run in-process through `seren.cli.main` (the console-script entry point), so the
 one-line error handling is the real one.
@@ -27,69 +28,120 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("serengpt_cli") / "run"
+def trained(small_dataset: Path, tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """One `seren serengpt train` (the serengpt_training pipeline in kfp.local) shared by this module,
+    with its own SEREN_HOME (where the run registers and deploys to dev)."""
+    import contextlib
+    import io
+
+    base = tmp_path_factory.mktemp("serengpt_cli")
+    home, run_dir = base / "home", base / "run"
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("SEREN_HOME", str(home))
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main([
+                    "serengpt", "train", "--data", str(small_dataset), "--out", str(run_dir),
+                    "--base-model", str(tiny_model_dir), "--max-steps", "2", "--pref-steps", "1",
+                    "--max-examples", "16", "--batch-size", "4", "--pref-batch-size", "4", "--json",
+                ])  # fmt: skip
+                code = 0
+            except SystemExit as exc:
+                code = int(exc.code or 0)
+    return {"code": code, "out": out.getvalue(), "err": err.getvalue(), "home": home, "run_dir": run_dir}
 
 
-def test_train_writes_models_eval_and_summary(capsys, small_dataset, tiny_model_dir, run_dir):
-    code, out, err = run(
-        capsys,
-        "serengpt", "train", "--data", str(small_dataset), "--out", str(run_dir), "--base-model", str(tiny_model_dir),
-        "--max-steps", "2", "--pref-steps", "1", "--max-examples", "16", "--json",
-    )  # fmt: skip
-    assert code == 0, err
-    res = json.loads(out)
+@pytest.fixture(scope="module")
+def run_dir(trained: dict) -> Path:
+    assert trained["code"] == 0, trained["err"]
+    return trained["run_dir"]
+
+
+def test_train_writes_models_eval_and_summary(small_dataset, trained, run_dir):
+    res = json.loads(trained["out"])
     model = Path(res["model_dir"])
-    # the shipped model: SFT+IPO or SFT by the alignment gate, with the calibration map in its card
-    assert model == run_dir / "final" and (model / "model.safetensors").is_file()
-    assert res["selection"]["chosen"] in ("SFT", "SFT+IPO")
-    assert (run_dir / "align-ipo" / "model" / "model.safetensors").is_file()
+    # the shipped model: SFT+alignment or SFT by the alignment gate, with the calibration map in its card
+    assert model.is_relative_to(run_dir) and (model / "model.safetensors").is_file()
+    assert res["selection"]["chosen"] in ("SFT", "SFT+alignment")
+    assert (Path(res["aligned_model_dirs"]["ipo"]) / "model.safetensors").is_file()
     assert set(res["ablation"]) == {
         "popularity",
         "unexpectedness x relevance",
         "zero-shot base LLM",
         "SFT",
-        "SFT+IPO",
+        "SFT+alignment",
     }
-    for f in (
-        "profiles.parquet",
-        "training_data/sft_train.parquet",
-        "eval/ablation.md",
-        "eval/ablation.html",
-        "summary.json",
-    ):
-        assert (run_dir / f).is_file(), f
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert (run_dir / "run.log").is_file() and summary["model_dir"] == res["model_dir"]
+    for f in ("ablation.md", "ablation.html", "calibration.json"):
+        assert (Path(summary["eval_dir"]) / f).is_file(), f
+    td = Path(summary["training_data_dir"])
+    assert (td / "sft_train.parquet").is_file()
     card = json.loads((model / "model_card.json").read_text())
     assert card["metrics"]["held_out"]["n"] == res["metrics"]["n"] > 0
     assert card["source"]["dataset_dir"] == str(small_dataset.resolve())
     assert card["calibration"] == res["selection"]["calibration"]
     assert card["selection"]["chosen"] == res["selection"]["chosen"]
-    sft_data = card["data"]["sft"] if res["selection"]["chosen"] == "SFT+IPO" else card["data"]
+    sft_data = card["data"]["sft"] if res["selection"]["chosen"] == "SFT+alignment" else card["data"]
     assert sft_data["n_train"] <= 16
     # the held-out users never appear in the training examples
-    td = run_dir / "training_data"
     train_users = set(pd.read_parquet(td / "sft_train.parquet")["user_id"])
     assert train_users.isdisjoint(set(pd.read_parquet(td / "eval_candidates.parquet")["user_id"]))
-
-    # re-running with the same settings reuses the finished models
-    model = run_dir / "align-ipo" / "model"
-    stamp = (model / "model.safetensors").stat().st_mtime_ns
-    code, out, err = run(
-        capsys,
-        "serengpt", "train", "--data", str(small_dataset), "--out", str(run_dir), "--base-model", str(tiny_model_dir),
-        "--max-steps", "2", "--pref-steps", "1", "--max-examples", "16", "--no-eval", "--json",
-    )  # fmt: skip
-    assert code == 0, err
-    assert (model / "model.safetensors").stat().st_mtime_ns == stamp
+    # progress: one line per pipeline task on stderr, stdout is only the JSON
+    for task in ("cognition-profiles", "label-data", "distill", "align", "evaluate"):
+        assert f"done   {task}" in trained["err"], task
 
 
-def test_score_reads_profile_and_items_from_the_dataset(capsys, small_dataset, run_dir):
+def test_train_is_the_pipeline_run(trained, run_dir, monkeypatch):
+    """`seren serengpt train` runs pipelines/serengpt_training (the one definition of the DAG): every
+    task ran, validation passed, and the passed branch registered and deployed to dev."""
+    from monitoring.judgments import default_reference_path, load_judgments
+    from seren.registry import open_registry
+
+    monkeypatch.setenv("SEREN_HOME", str(trained["home"]))
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["pipeline"] == "seren-serengpt-training" and result["params"]["source"] == "dataset"
+    tasks = {name.split("/")[-1]: t for name, t in result["tasks"].items()}
+    for step in ("ingest", "cognition-profiles", "label-data", "distill", "align", "evaluate", "export-scorer"):
+        assert step in tasks, f"{step} did not run: {sorted(tasks)}"
+    model = next(Path(result["run_dir"]).rglob("align/model"))
+    card = json.loads((model / "model_card.json").read_text())
+    assert card["stage"] == "sft+ipo" and (model / "model.safetensors").is_file()
+    report = next(Path(result["run_dir"]).rglob("evaluate/report")).read_text()
+    for row in ("popularity", "unexpectedness x relevance", "zero-shot base LLM", "| SFT |", "SFT+alignment"):
+        assert row in report
+    assert "roc_auc" in json.dumps(tasks["evaluate"])
+    shipped = next(Path(result["run_dir"]).rglob("evaluate/model"))
+    card = json.loads((shipped / "model_card.json").read_text())
+    assert card["stage"] == ("sft+ipo" if card["selection"]["alignment_kept"] else "sft")
+    assert card["calibration"]["method"] in ("platt", "isotonic", "identity")
+    assert "Shipped model: **" + card["selection"]["chosen"] in report
+    cal = json.loads(next(Path(result["run_dir"]).rglob("evaluate/results/calibration.json")).read_text())
+    assert cal == card["calibration"]
+    # validation records the exported model's judgments; a passed validation makes them monitoring's reference
+    judged = load_judgments(next(Path(result["run_dir"]).rglob("validate-scorer/judgments")))
+    validation = json.loads(next(Path(result["run_dir"]).rglob("validate-scorer/report")).read_text())
+    assert validation["passed"] is True, validation["gates"]  # ONNX-vs-torch parity of the tiny model
+    assert tasks["validate-scorer"]["parameters"]["Output"] == "true"
+    assert len(judged) > 0 and len(load_judgments(default_reference_path())) == len(judged)
+    # kfp.local takes the false branch silently when a condition cannot be evaluated: the
+    # validation-passed branch must have run, i.e. register and deploy wrote their outputs
+    assert {"register-model", "deploy-model"} <= set(tasks), sorted(tasks)
+    version = tasks["register-model"]["parameters"]["version"]
+    assert version == 1 and Path(tasks["register-model"]["artifacts"]["registered"]["uri"]).exists()
+    assert tasks["deploy-model"]["parameters"]["deployed"] == "true"
+    assert open_registry().versions("serengpt") == [1]
+    assert json.loads(trained["out"])["registered_version"] == 1
+
+
+def test_score_reads_profile_and_items_from_the_dataset(capsys, small_dataset, trained, run_dir):
     from seren.data.dataset import load_dataset
 
     ds = load_dataset(small_dataset)
     user = str(ds.interactions["user_id"].iloc[0])
     items = ds.items["item_id"].astype(str).tolist()[:3]
-    model = run_dir / "align-ipo" / "model"
+    model = json.loads(trained["out"])["aligned_model_dirs"]["ipo"]
     code, out, err = run(
         capsys, "serengpt", "score", "--model", str(model), "--user", user, "--items", ",".join(items), "--json"
     )
@@ -121,7 +173,7 @@ def test_score_bad_ids_are_one_line_errors(capsys, small_dataset, run_dir, args,
         "serengpt",
         "score",
         "--model",
-        str(run_dir / "align-ipo" / "model"),
+        json.loads((run_dir / "summary.json").read_text())["aligned_model_dirs"]["ipo"],
         "--data",
         str(small_dataset),
         *args,
