@@ -44,10 +44,11 @@ def test_train_register_promote_explore_nearline_recommend_drift(
     from monitoring.judgments import default_reference_path, load_judgments
     from seren.cli import main as seren_main
     from seren.exploration.clusters import Clusters
-    from seren.exploration.pair_table import TABLE_FILE, load_pair_table, push_pair_table
+    from seren.exploration.pair_table import TABLE_FILE, load_pair_table
     from seren.exploration.workflow import run_evaluate
     from seren.nearline import NearlineConfig, run_nearline
     from seren.profiles.io import build_profiles_file
+    from seren.publish import push_pair_table
     from seren.registry import Registry
     from seren.registry.promotion import TritonControl, reference_scores
     from seren.registry.registry import MODEL_DIR

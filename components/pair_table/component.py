@@ -37,10 +37,11 @@ def pair_table(
         shard_size=shard_size,
         method=method,
         work_dir=work_dir or None,
-        push=push_to_feast,
-        feast_target=feast_target or None,
-        feast_data_dir=feast_data_dir or None,
     )
+    if push_to_feast:
+        from seren.publish import push_pair_table
+
+        out["pushed_rows"] = float(push_pair_table(table.path, feast_target or None, feast_data_dir or None))
     for key, value in out.items():
         metrics.log_metric(key, value)
 
@@ -104,13 +105,10 @@ def pair_table_merge(
     """The fan-in: every part exactly once, every answer a valid novel cluster -> the table (+ Feast)."""
     from seren.exploration.pair_table import run_pair_table_merge
 
-    out = run_pair_table_merge(
-        [p.path for p in parts],
-        table.path,
-        results,
-        push=push_to_feast,
-        feast_target=feast_target or None,
-        feast_data_dir=feast_data_dir or None,
-    )
+    out = run_pair_table_merge([p.path for p in parts], table.path, results)
+    if push_to_feast:
+        from seren.publish import push_pair_table
+
+        out["pushed_rows"] = float(push_pair_table(table.path, feast_target or None, feast_data_dir or None))
     for key, value in out.items():
         metrics.log_metric(key, value)

@@ -335,25 +335,6 @@ class PairLookup:
         return {"novel_clusters": [], "novel_scores": [], "source": "empty_table"}
 
 
-def push_pair_table(
-    table: pd.DataFrame,
-    target: str | None = None,
-    data_dir: str | os.PathLike[str] | None = None,
-    to: str = "online_and_offline",
-) -> int:
-    """Write the table to the Feast `novel_interests` view (applying the repo if needed)."""
-    from feature_repo.store import apply, get_store, push
-
-    store = get_store(target, Path(data_dir) if data_dir else None)
-    try:
-        store.get_feature_view("novel_interests")
-    except Exception:
-        apply(store)
-    rows = table[["cluster_pair", "novel_clusters", "novel_scores"]].copy()
-    rows["novel_scores"] = [[float(x) for x in s] for s in rows["novel_scores"]]
-    return push(store, "novel_interest_push", rows, to=to)  # type: ignore[arg-type]
-
-
 # ------------------------------------------------------------------ sharded build (ParallelFor tasks)
 
 PARTS = "parts"
@@ -546,11 +527,9 @@ def run_pair_table_merge(
     part_dirs: Sequence[str | os.PathLike[str]],
     out_dir: str | os.PathLike[str],
     task_results: Sequence[dict] = (),
-    push: bool = False,
-    feast_target: str | None = None,
-    feast_data_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, float]:
-    """The pair_table_merge component's call: merge + validate the parts, metrics, optional Feast push."""
+    """The pair_table_merge component's call: merge + validate the parts, metrics (the Feast push is the
+    application's: `seren.publish.push_pair_table`)."""
     table_f = merge_pair_table(part_dirs, out_dir, task_results)
     table = load_pair_table(table_f)
     plan = json.loads((Path(part_dirs[0]) / PLAN).read_text())
@@ -562,6 +541,4 @@ def run_pair_table_merge(
         "slowest_task_seconds": max(seconds) if seconds else 0.0,
         "pairs_computed": float(pairs_computed),
     }
-    if push:
-        metrics["pushed_rows"] = push_pair_table(table, target=feast_target or None, data_dir=feast_data_dir or None)
     return {k: float(v) for k, v in metrics.items()}

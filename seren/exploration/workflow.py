@@ -175,13 +175,10 @@ def run_pair_table(
     shard_size: int = 64,
     method: str = "auto",
     work_dir: str | os.PathLike[str] | None = None,
-    push: bool = False,
-    feast_target: str | None = None,
-    feast_data_dir: str | os.PathLike[str] | None = None,
     progress: bool = False,
 ) -> dict[str, float]:
     """All N^2 pairs -> `out_dir/pair_table.parquet` (shards in `work_dir`, so a retried step
-    resumes), optionally pushed to the Feast novel_interests view."""
+    resumes); the Feast push is the application's (`seren.publish.push_pair_table`)."""
     from seren.exploration.alignment import Aligner
     from seren.exploration.novelty import NoveltyModel
     from seren.exploration.pair_table import (
@@ -189,7 +186,6 @@ def run_pair_table(
         TABLE_FILE,
         build_pair_table,
         load_pair_table,
-        push_pair_table,
         table_metrics,
     )
 
@@ -216,8 +212,6 @@ def run_pair_table(
         **table_metrics(table, model.ids),
         **{k: v for k, v in stats.items() if k in ("pairs_per_s", "seconds", "shards_done_before", "shards_computed")},
     }
-    if push:
-        metrics["pushed_rows"] = push_pair_table(table, target=feast_target or None, data_dir=feast_data_dir or None)
     return flat_metrics(metrics)
 
 

@@ -111,7 +111,7 @@ def test_bad_inputs(novelty_model: Any, tmp_path: Path) -> None:
 
 def test_push_to_feast_online_store(full_table: pd.DataFrame, tmp_path: Path) -> None:
     from feature_repo.store import get_online, get_store
-    from seren.exploration.pair_table import push_pair_table
+    from seren.publish import push_pair_table
 
     assert push_pair_table(full_table, target="local", data_dir=tmp_path / "features") == len(full_table)
     keys = full_table["cluster_pair"].iloc[:3].tolist()
