@@ -15,7 +15,6 @@ model without training again.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -32,6 +31,7 @@ import pandas as pd
 
 from seren.errors import DataError
 from seren.io import atomic_dir, write_json, write_text
+from seren.resume import fingerprint, frame_fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -45,15 +45,12 @@ CARD_MD = "README.md"
 # ------------------------------------------------------------------ shared stage plumbing
 
 
-def dataset_fingerprint(df: pd.DataFrame, columns: Sequence[str]) -> str:
-    """Content hash of the training columns: a changed dataset must not resume an old run."""
-    h = pd.util.hash_pandas_object(df[list(columns)].reset_index(drop=True), index=False)
-    return hashlib.sha256(h.to_numpy().tobytes()).hexdigest()[:16]
+dataset_fingerprint = frame_fingerprint  # the old name (seren.resume is the one definition)
 
 
 def run_fingerprint(params: dict[str, Any], data_fp: str, base: str) -> str:
-    blob = json.dumps({"params": params, "data": data_fp, "base": base}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    """A training step's fingerprint: its settings, its data and its parent model (`seren.resume`)."""
+    return fingerprint({"params": params, "data": data_fp, "base": base})
 
 
 def prepare_stage_dir(out_dir: Path, fingerprint: str) -> tuple[Path | None, str | None]:
@@ -398,7 +395,7 @@ def open_stage(
 ) -> StageRun:
     """Fingerprint (settings, data, parent model) and find what this stage dir already holds."""
     out = Path(out_dir)
-    fp = run_fingerprint(params, dataset_fingerprint(data, columns), str(parent))
+    fp = run_fingerprint(params, frame_fingerprint(data, columns), str(parent))
     done, resume = prepare_stage_dir(out, fp)
     return StageRun(out, fp, done, resume)
 
