@@ -181,7 +181,7 @@ def write_offline(
     """Write the batch views' offline tables from a dataset (one snapshot per ``as_of``,
     default: the last event) and create empty push tables. Batch tables are replaced, push
     tables (nearline output) are kept."""
-    from seren.features import build_feature_tables
+    from seren.data.features import build_feature_tables
 
     data_dir = Path(data_dir or default_data_dir()).resolve()
     stamps = [as_of] if as_of is None or isinstance(as_of, datetime | pd.Timestamp) else list(as_of)

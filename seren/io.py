@@ -1,12 +1,16 @@
 """Atomic file writes: write to a temp file beside the target, then rename.
 
+Platform layer (with paths, durations, errors, progress): every layer may use it; it imports only
+seren.errors and seren.paths (tests/test_layering.py checks).
+
 A reader (or a crashed writer's successor) sees either the old file or the new one, never a
 half-written one. Used for every artifact the project persists.
 
 Directories seren writes are *artifacts*: `atomic_dir` leaves a marker file (`.seren-artifact`)
-in each (anything below SEREN_HOME or the model cache counts as seren's too). Replacing a directory is allowed only when it is missing, empty or such an artifact; a
-non-empty directory without the marker is the user's and is refused unless `force` (the CLI's
-`--force`). A target that is a file, the current directory or one of its parents is always refused.
+in each (anything below SEREN_HOME or the model cache counts as seren's too). Replacing a directory
+is allowed only when it is missing, empty or such an artifact; a non-empty directory without the
+marker is the user's and is refused unless `force` (the CLI's `--force`). A target that is a file,
+the current directory or one of its parents is always refused.
 """
 
 from __future__ import annotations

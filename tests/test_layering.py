@@ -1,6 +1,6 @@
 """The layers stay visible in the tree: an AST check over every module, function-level imports included.
 
-- core (seren/data, profiles, llm, serengpt, exploration, metrics.py, features.py) and the platform
+- core (seren/data, profiles, llm, serengpt, exploration, metrics.py) and the platform
   modules (paths, durations, errors, io, progress) import no serving, monitoring, feature_repo,
   pipelines or components code, and nothing of the application layer (registry, nearline,
   simulation, commands, cli, recommend, demo, publish);
@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parent.parent
 SOURCE_ROOTS = ("seren", "serving", "monitoring", "feature_repo", "components", "pipelines")
 
 CORE = ("seren/data", "seren/profiles", "seren/llm", "seren/serengpt", "seren/exploration")
-CORE_FILES = ("seren/metrics.py", "seren/features.py")
+CORE_FILES = ("seren/metrics.py",)
 PLATFORM_FILES = (
     "seren/__init__.py",
     "seren/paths.py",

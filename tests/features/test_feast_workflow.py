@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from seren.data import load_dataset
+from seren.data.features import build_feature_tables
 from seren.errors import ConfigError, DataError, ServiceError
-from seren.features import build_feature_tables
 
 pytestmark = pytest.mark.integration
 

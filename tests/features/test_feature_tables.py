@@ -1,4 +1,4 @@
-"""seren.features on a hand-built dataset: every statistic checked against its closed form."""
+"""seren.data.features on a hand-built dataset: every statistic checked against its closed form."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from seren.data import Dataset
+from seren.data.features import ITEM_FEATURES_COLUMNS, USER_STATS_COLUMNS, build_feature_tables
 from seren.errors import DataError
-from seren.features import ITEM_FEATURES_COLUMNS, USER_STATS_COLUMNS, build_feature_tables
 
 T0 = pd.Timestamp("2024-01-01 12:00", tz="UTC")
 DAY = pd.Timedelta(days=1)
