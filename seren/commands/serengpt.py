@@ -169,6 +169,11 @@ def run_training(
     }
     for d in (sft, aligned, final):
         update_model_card(d, source=source)
+    link = out / "model"  # a stable path to this run's shipped model (`--model <out>/model`)
+    tmp = out / ".model.link"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(Path(final).resolve(), target_is_directory=True)
+    os.replace(tmp, link)
     register = by_task.get("register-model", {}).get("parameters", {})
     summary: dict[str, Any] = {
         "pipeline": res["pipeline"],
@@ -176,6 +181,7 @@ def run_training(
         "run_dir": res["run_dir"],
         "log": res["log"],
         "model_dir": final,
+        "model_link": str(link),
         "sft_model_dir": sft,
         "aligned_model_dirs": {res["params"]["loss"]: aligned},
         "base_model_path": res["params"]["base_model"],

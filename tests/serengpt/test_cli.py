@@ -74,6 +74,7 @@ def test_train_writes_models_eval_and_summary(small_dataset, trained, run_dir):
     }
     summary = json.loads((run_dir / "summary.json").read_text())
     assert (run_dir / "run.log").is_file() and summary["model_dir"] == res["model_dir"]
+    assert (run_dir / "model").resolve() == model.resolve()  # the stable path to the shipped model
     for f in ("ablation.md", "ablation.html", "calibration.json"):
         assert (Path(summary["eval_dir"]) / f).is_file(), f
     td = Path(summary["training_data_dir"])
