@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -232,3 +233,23 @@ def personalization(recommendations: Recommendations) -> float:
     sim = m @ m.T
     upper = sim[np.triu_indices(len(users), k=1)]
     return float(1.0 - upper.mean())
+
+
+# ------------------------------------------------------------------ the one flattening helper (KFP Metrics)
+
+
+def flatten_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Nested metrics -> the flat numeric scalars a KFP Metrics artifact can log: seren's one naming scheme.
+
+    Metric names stay as written (`hit@1`, `ndcg@3`, `roc_auc`); nesting is joined with '.' (and a
+    trainer's 'rewards/chosen' becomes 'rewards.chosen'), e.g. {"sft_ipo": {"hit@1": 0.5}} ->
+    {"sft_ipo.hit@1": 0.5}. Bools become 0/1; None, NaN, text and lists are left out.
+    """
+    out: dict[str, float] = {}
+    for k, v in metrics.items():
+        key = f"{prefix}{k}".replace("/", ".")
+        if isinstance(v, Mapping):
+            out.update(flatten_metrics(v, key + "."))
+        elif isinstance(v, bool | int | float | np.integer | np.floating) and v == v:  # NaN != NaN
+            out[key] = float(v)
+    return out

@@ -21,6 +21,7 @@ import pandas as pd
 
 from seren.errors import DataError
 from seren.io import write_json, write_parquet
+from seren.metrics import flatten_metrics
 
 DEFAULT_GATES: dict[str, float] = {
     "onnx_max_abs_diff": 1e-3,
@@ -236,14 +237,15 @@ def validate(
 
 
 def report_metrics(report: dict) -> dict[str, float]:
-    """Flat numeric metrics of a report (for a KFP Metrics artifact); skipped gates are left out."""
-    out: dict[str, float] = {"passed": float(bool(report["passed"])), "n": float(report["n"])}
-    for name, g in report["gates"].items():
-        if g["value"] is not None:
-            out[name] = float(g["value"])
-            out[f"{name}_passed"] = float(bool(g["passed"]))
-    for rt in ("torch", "onnx", "tensorrt", "onnx_packed", "tensorrt_packed"):
-        for key, val in report.get(rt, {}).items():
-            if isinstance(val, int | float) and not isinstance(val, bool):
-                out[f"{rt}_{key}"] = float(val)
-    return out
+    """Flat numeric metrics of a report (for a KFP Metrics artifact; seren.metrics' naming scheme): each
+    gate's value and `<gate>.passed`, each runtime's `<runtime>.<figure>`; skipped gates are left out."""
+    runtimes = ("torch", "onnx", "tensorrt", "onnx_packed", "tensorrt_packed")
+    return flatten_metrics(
+        {
+            "passed": bool(report["passed"]),
+            "n": report["n"],
+            **{n: g["value"] for n, g in report["gates"].items() if g["value"] is not None},
+            **{f"{n}.passed": bool(g["passed"]) for n, g in report["gates"].items() if g["value"] is not None},
+            **{rt: {k: v for k, v in report.get(rt, {}).items() if not isinstance(v, bool)} for rt in runtimes},
+        }
+    )

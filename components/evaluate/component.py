@@ -24,7 +24,7 @@ def evaluate(
     aligned_name: str = "SFT+IPO",
     seed: int = 0,
 ):
-    """Unprefixed metrics (roc_auc, pr_auc, f1, ece, hit_1, ndcg_3) are the shipped model's; `model`
+    """Unprefixed metrics (roc_auc, pr_auc, f1, ece, hit@1, ndcg@3; per scorer `<scorer>.roc_auc`) are the shipped model's; `model`
     is the shipped model (calibrated card, results/calibration.json has the same map)."""
     from seren.serengpt.evaluate import evaluate_artifacts
 

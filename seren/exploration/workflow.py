@@ -24,6 +24,7 @@ import pandas as pd
 
 from seren.errors import ConfigError
 from seren.io import atomic_dir, write_json, write_text
+from seren.metrics import flatten_metrics as flat_metrics
 from seren.paths import seren_home
 
 log = logging.getLogger(__name__)
@@ -33,20 +34,6 @@ FEEDBACK_FILE = "feedback.parquet"
 
 def default_publish_dir() -> Path:
     return seren_home() / "exploration"
-
-
-def flat_metrics(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """Numbers only (bools as 0/1), nested keys joined with '.', for KFP Metrics."""
-    out: dict[str, float] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, bool):
-            out[key] = float(v)
-        elif isinstance(v, int | float) and v == v:  # drop NaN
-            out[key] = float(v)
-        elif isinstance(v, dict):
-            out.update(flat_metrics(v, key + "."))
-    return out
 
 
 def run_clusters(

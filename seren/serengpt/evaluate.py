@@ -339,22 +339,19 @@ def slug(name: str) -> str:
 
 
 def flat_metrics(results: Mapping[str, Any], primary: str | None = None) -> dict[str, float]:
-    """`<scorer>_<metric>` scalars for every row, plus the primary row's metrics unprefixed."""
-    out: dict[str, float] = {}
+    """`<scorer>.<metric>` scalars for every row (e.g. `sft_ipo.hit@1`), plus the primary row's metrics
+    unprefixed (`roc_auc`, `hit@1`): seren.metrics.flatten_metrics' one naming scheme."""
     keys = [k for k, _ in TABLE_COLUMNS] + ["brier", "mrr", "val_roc_auc"]
-    for name in results["order"]:
-        row = results["rows"][name]
-        for k in keys:
-            if row.get(k) is not None:
-                out[f"{slug(name)}_{slug(k)}"] = float(row[k])
+    rows = results["rows"]
     primary = primary or results["order"][-1]
-    for k in keys + ["threshold"]:
-        v = results["rows"][primary].get(k)
-        if v is not None:
-            out[slug(k)] = float(v)
-    out["n_candidates"] = float(results["n_candidates"])
-    out["n_users"] = float(results["n_users"])
-    return out
+    return M.flatten_metrics(
+        {
+            **{slug(name): {k: rows[name].get(k) for k in keys} for name in results["order"]},
+            **{k: rows[primary].get(k) for k in keys + ["threshold"]},
+            "n_candidates": results["n_candidates"],
+            "n_users": results["n_users"],
+        }
+    )
 
 
 ALIGN_GATE = "the aligned model's ROC-AUC on the validation users beats SFT's (ties keep SFT)"

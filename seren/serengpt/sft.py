@@ -31,6 +31,7 @@ import pandas as pd
 
 from seren.errors import DataError
 from seren.io import atomic_dir, write_json, write_text
+from seren.metrics import flatten_metrics
 from seren.resume import fingerprint, frame_fingerprint
 
 log = logging.getLogger(__name__)
@@ -559,17 +560,8 @@ def train_sft(
 
 
 def numeric_metrics(d: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    """Flatten a card section into the numeric scalars a KFP Metrics artifact can log."""
-    out: dict[str, float] = {}
-    for k, v in d.items():
-        key = f"{prefix}{k}".replace("/", "_")
-        if isinstance(v, dict):
-            out.update(numeric_metrics(v, f"{key}_"))
-        elif isinstance(v, bool) or v is None:
-            continue
-        elif isinstance(v, int | float):
-            out[key] = float(v)
-    return out
+    """Flatten a card section into the numeric scalars a KFP Metrics artifact can log (seren.metrics' scheme)."""
+    return flatten_metrics(d, prefix)
 
 
 def publish_model(model_dir: Path, target: str | os.PathLike[str]) -> Path:

@@ -128,8 +128,8 @@ def test_ablation_json_is_flattened(reg: Registry, tiny_model_dir: Path, tiny_on
     d.mkdir()
     (d / "ablation.json").write_text(json.dumps(ablation))
     man = reg.register("serengpt", onnx=tiny_onnx, tokenizer_dir=tiny_model_dir, evaluation=d)
-    assert man["metrics"]["roc_auc"] == 0.74 and man["metrics"]["popularity_roc_auc"] == 0.55
-    assert man["metrics"]["hit_1"] == 0.5
+    assert man["metrics"]["roc_auc"] == 0.74 and man["metrics"]["popularity.roc_auc"] == 0.55
+    assert man["metrics"]["hit@1"] == 0.5
 
 
 def test_pointer_compare_and_swap(reg: Registry) -> None:

@@ -133,7 +133,7 @@ def test_run_ablation_table_and_files(tiny_model_dir, tmp_path):
     assert "<table" in paths["html"].read_text()
     assert len(pd.read_parquet(paths["scores"])) == 6
     flat = E.flat_metrics(results)
-    assert flat["roc_auc"] == flat["zero_shot_base_llm_roc_auc"]
+    assert flat["roc_auc"] == flat["zero_shot_base_llm.roc_auc"]
     assert all(isinstance(v, float) and not math.isnan(v) for v in flat.values())
 
 

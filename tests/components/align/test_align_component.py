@@ -28,7 +28,7 @@ def test_align_component_unit(artifact, training_data: Path, tiny_model_dir: Pat
     )
     card = json.loads((Path(model.path) / "model_card.json").read_text())
     assert card["stage"] == f"sft+{loss}" and card["parent_model"] == str(tiny_model_dir)
-    assert metrics.metadata["steps"] == 1 and metrics.metadata["data_n_pairs"] == 8
+    assert metrics.metadata["steps"] == 1 and metrics.metadata["data.n_pairs"] == 8
     assert not (Path(model.path) / "adapter_config.json").exists()
 
 

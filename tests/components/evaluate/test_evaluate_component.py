@@ -33,7 +33,7 @@ def test_evaluate_component_unit(artifact, training_data: Path, small_dataset: P
     evaluate.python_func(**kw)
     m = kw["metrics"].metadata
     # the same weights in three rows score identically
-    assert m["zero_shot_base_llm_roc_auc"] == m["sft_roc_auc"] == m["sft_ipo_roc_auc"] == m["roc_auc"]
+    assert m["zero_shot_base_llm.roc_auc"] == m["sft.roc_auc"] == m["sft_ipo.roc_auc"] == m["roc_auc"]
     # each row's ROC-AUC is sklearn's on the per-candidate scores the component wrote
     import pandas as pd
     from sklearn.metrics import roc_auc_score
@@ -41,9 +41,9 @@ def test_evaluate_component_unit(artifact, training_data: Path, small_dataset: P
     scores = pd.read_parquet(Path(kw["results"].path) / "scores.parquet")
     assert m["n_candidates"] == len(scores) > 0
     for column, key in (
-        ("popularity", "popularity_roc_auc"),
-        ("unexpectedness x relevance", "unexpectedness_x_relevance_roc_auc"),
-        ("SFT+IPO", "sft_ipo_roc_auc"),
+        ("popularity", "popularity.roc_auc"),
+        ("unexpectedness x relevance", "unexpectedness_x_relevance.roc_auc"),
+        ("SFT+IPO", "sft_ipo.roc_auc"),
     ):
         assert m[key] == pytest.approx(roc_auc_score(scores["label"], scores[column]), abs=1e-12), column
     md = Path(kw["report"].path).read_text()

@@ -46,7 +46,7 @@ def test_register_component_unit(artifact, inputs: dict, tmp_path: Path, tiny_mo
     man = json.loads(Path(registered.path).read_text())
     reg = Registry(reg_uri)
     assert man["version"] == 1 and reg.manifest("serengpt", 1)["files"] == man["files"]
-    assert man["metrics"]["roc_auc"] == 0.68 and man["metrics"]["popularity_roc_auc"] == 0.52  # the aligned model's
+    assert man["metrics"]["roc_auc"] == 0.68 and man["metrics"]["popularity.roc_auc"] == 0.52  # the aligned model's
     assert man["metadata"]["model.stage"] == "ipo" and man["metadata"]["model_uri"] == str(tiny_model_dir)
     assert {"model/config.json", "onnx/model.onnx", "evaluation.md", "validation.json", "model_card.md"} <= set(
         man["files"]
