@@ -29,17 +29,25 @@ DEFAULT_PARAMS: dict = {}
 )
 def pipeline(
     dataset_dir: str = "",
-    triton_url: str = "",
-    exploration_dir: str = "",
-    model: str = "smollm2",
+    environment: str = "",
+    model: str = "",
     token_budget: int = 0,
+    triton_url: str = "",
+    protocol: str = "http",
+    scoring: str = "packed",
+    exploration_dir: str = "",
+    clusters_dir: str = "",
+    pair_table: str = "",
+    seqrec_dir: str = "",
     k_main: int = 20,
     k_explore: int = 10,
     n_novel: int = 3,
     top_n: int = 10,
     threshold: float = 0.5,
     batch_size: int = 64,
+    batch_delay_s: float = 0.0,
     timeout_s: float = 30.0,
+    retries: int = 3,
     feast_target: str = "",
     feast_data_dir: str = "",
     state_uri: str = "",
@@ -48,32 +56,17 @@ def pipeline(
     shards: int = 1,
 ) -> Metrics:
     """On Kubeflow, point the paths at storage every step mounts (or gs:// for state_uri) and
-    triton_url at the in-cluster Triton service."""
-    paths = dict(
-        dataset_dir=dataset_dir,
-        exploration_dir=exploration_dir,
-        feast_target=feast_target,
-        feast_data_dir=feast_data_dir,
-        state_uri=state_uri,
-    )
+    triton_url at the in-cluster Triton service (or name the registry `environment` whose Triton and
+    deployed card nearline uses). The parameters are NearlineConfig's fields (+ shards)."""
+    params = dict(locals())  # the NearlineConfig fields, handed on by name
+    shared = ("dataset_dir", "environment", "model", "exploration_dir", "feast_target", "feast_data_dir", "state_uri")
+    paths = {k: params[k] for k in shared}
     plan = nearline_plan(shards=shards, initial_lookback=initial_lookback, **paths).set_display_name("plan window")
     plan.set_caching_options(False)  # reads the watermark and a growing event log
     with dsl.ParallelFor(plan.output, name="shard") as window:
-        shard = nearline_shard(
-            window=window,
-            triton_url=triton_url,
-            model=model,
-            token_budget=token_budget,
-            k_main=k_main,
-            k_explore=k_explore,
-            n_novel=n_novel,
-            top_n=top_n,
-            threshold=threshold,
-            batch_size=batch_size,
-            timeout_s=timeout_s,
-            judgments_dir=judgments_dir,
-            **paths,
-        ).set_display_name("nearline shard")
+        shard = nearline_shard(window=window, **{k: v for k, v in params.items() if k != "shards"}).set_display_name(
+            "nearline shard"
+        )
         shard.set_caching_options(False)  # writes Feast + judgments
         shard.set_retry(num_retries=2, backoff_duration="30s", backoff_factor=2.0)  # idempotent: same rows
     commit = nearline_commit(

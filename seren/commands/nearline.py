@@ -8,8 +8,10 @@ from typing import Any
 import typer
 
 from seren.commands._common import JsonOpt, check_feature_dir, emit, progress
+from seren.commands._model_options import model_options
 from seren.durations import duration_seconds
 from seren.errors import ConfigError, SerenError, ServiceError
+from seren.nearline.config import NearlineConfig
 
 NAME = "nearline"
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -46,51 +48,9 @@ def _progress(it: Any, total: int, desc: str) -> Any:
 
 
 @app.command("run")
+@model_options(NearlineConfig)
 def run(
-    data: Path = typer.Option(
-        None,
-        "--data",
-        "-d",
-        help="Dataset directory; its interactions are the event log (default: the published exploration run's).",
-    ),
-    url: str = typer.Option(
-        "127.0.0.1:8000", "--url", envvar="SEREN_TRITON_URL", help="Triton serving the serengpt ensemble."
-    ),
-    protocol: str = typer.Option("http", "--protocol", help="http or grpc."),
-    exploration: Path = typer.Option(
-        None,
-        "--exploration",
-        help="Published exploration outputs: clusters/, pair_table.parquet, seqrec/ (default: $SEREN_HOME/exploration).",
-    ),
-    model: str = typer.Option(
-        "smollm2",
-        "--model",
-        help="SerenGPT model dir (tokenizer + the profile token budget from its card) or a base model name.",
-    ),
-    token_budget: int = typer.Option(None, "--token-budget", min=8, help="Profile tokens (default: the model card's)."),
-    k_main: int = typer.Option(20, "--k-main", min=1, help="Main slate size (unrestricted recommender)."),
-    k_explore: int = typer.Option(10, "--k-explore", min=0, help="Exploration slate size (novel clusters only)."),
-    n_novel: int = typer.Option(3, "--n-novel", min=1, help="Novel clusters taken from the pair table."),
-    top_n: int = typer.Option(10, "--top-n", min=1, help="SerenGPT candidates kept per user."),
-    threshold: float = typer.Option(0.5, "--threshold", min=0.0, max=1.0, help="Minimum SerenGPT score kept."),
-    batch_size: int = typer.Option(64, "--batch-size", min=1, help="(profile, item) pairs per Triton request."),
-    retries: int = typer.Option(3, "--retries", min=0, help="Triton retries on transient errors."),
-    timeout: float = typer.Option(30.0, "--timeout", help="Triton request timeout (s)."),
-    target: str = typer.Option(None, "--target", "-t", help="Feast target (default: $SEREN_FEAST_TARGET or local)."),
-    features_dir: Path = typer.Option(None, "--features-dir", help="Feature data dir (default: $SEREN_HOME/features)."),
-    state: str = typer.Option(
-        None, "--state", help="Watermark location (default: <features dir>/nearline; gs://bucket/prefix in production)."
-    ),
-    judgments: str = typer.Option(
-        None,
-        "--judgments",
-        help="Judgments parts dir for monitoring (default: $SEREN_HOME/monitoring/judgments; 'none').",
-    ),
-    initial_lookback: str = typer.Option(
-        None,
-        "--initial-lookback",
-        help="First run only (no watermark yet): refresh users active in this span before the newest event (1d, 6h).",
-    ),
+    settings: dict[str, Any],
     every: str = typer.Option(None, "--every", help="Run every N seconds (or 90s, 15m, 1h) until Ctrl-C."),
     once: bool = typer.Option(False, "--once", help="Run once and exit (the default without --every)."),
     max_runs: int = typer.Option(None, "--max-runs", min=1, hidden=True, help="Stop the --every loop after N runs."),
@@ -102,36 +62,16 @@ def run(
     ),
     as_json: bool = JsonOpt,
 ) -> None:
-    """Refresh users with events newer than the watermark: profiles, candidates, SerenGPT scores -> Feast."""
-    from seren.nearline import NearlineConfig, run_loop, run_nearline
+    """Refresh users with events newer than the watermark: profiles, candidates, SerenGPT scores -> Feast.
+
+    The settings options are NearlineConfig's fields (seren/nearline/config.py), generated."""
+    from seren.nearline import run_loop, run_nearline
 
     if once and every:
         raise ConfigError("--once and --every are mutually exclusive", "pass one of them")
-    if protocol not in ("http", "grpc"):
-        raise ConfigError(f"unknown --protocol {protocol!r}", "use --protocol http or --protocol grpc")
     seconds = parse_every(every) if every else None  # bad input fails before any data is read
-    check_feature_dir(features_dir)
-    cfg = NearlineConfig(
-        dataset_dir=str(data) if data else "",
-        triton_url=url,
-        exploration_dir=str(exploration) if exploration else None,
-        model=model,
-        token_budget=token_budget,
-        k_main=k_main,
-        k_explore=k_explore,
-        n_novel=n_novel,
-        top_n=top_n,
-        threshold=threshold,
-        batch_size=batch_size,
-        protocol=protocol,
-        timeout_s=timeout,
-        retries=retries,
-        feast_target=target,
-        feast_data_dir=str(features_dir) if features_dir else None,
-        state_uri=state,
-        judgments_dir=judgments,
-        initial_lookback=initial_lookback,
-    )
+    cfg = NearlineConfig.model_validate(settings)  # ranges, choices, durations: one line
+    check_feature_dir(Path(cfg.feast_data_dir) if cfg.feast_data_dir else None)
     if shards > 1:
         if every:
             raise ConfigError("--shards with --every is not supported", "schedule the nearline pipeline with shards=S")

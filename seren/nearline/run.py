@@ -21,182 +21,42 @@ key the watermark on those instead).
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
-import math
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from seren.errors import ConfigError, DataError, ServiceError
+from seren.errors import ConfigError, ServiceError
 from seren.nearline.candidates import add_serendipity_source, serendipity_channel
+from seren.nearline.config import BATCH_DELAY_ENV, NearlineConfig
+from seren.nearline.scoring import Progress, build_pairs, score_packed, score_pairs, select_top
+from seren.nearline.sources import Exploration, calibration, profile_config, token_budget, tokenizer
 from seren.nearline.state import WatermarkStore, nearline_dir
 
 log = logging.getLogger(__name__)
 
 STAGES = ("setup", "profiles", "candidates", "scoring", "feast_writes")  # setup: artifacts, tokenizer, Triton check
-# Test/ops seam: seconds to sleep after each Triton batch. Production use: throttle a nearline
-# job that shares Triton with online traffic; tests use it to kill a run mid-scoring.
-BATCH_DELAY_ENV = "SEREN_NEARLINE_BATCH_DELAY_S"
-
 StageCallback = Callable[[str, dict[str, Any]], None]
-
-
-@dataclass
-class NearlineConfig:
-    """What one run reads and how much it does.
-
-    exploration_dir: the published exploration outputs (`clusters/`, `pair_table.parquet`,
-    `seqrec/`; default `$SEREN_HOME/exploration`); clusters_dir/pair_table/seqrec_dir override
-    single parts. model: the SerenGPT model dir (its tokenizer and the profile token budget it was
-    trained with, from its card) or a base model name for the tokenizer only.
-    """
-
-    dataset_dir: str = ""  # "": the dataset of the published exploration run
-    triton_url: str = "127.0.0.1:8000"
-    exploration_dir: str | None = None
-    clusters_dir: str | None = None
-    pair_table: str | None = None
-    seqrec_dir: str | None = None
-    model: str = "smollm2"
-    token_budget: int | None = None
-    k_main: int = 20
-    k_explore: int = 10
-    n_novel: int = 3
-    top_n: int = 10
-    threshold: float = 0.5
-    batch_size: int = 64
-    scoring: str = "packed"  # "packed": one request row per user (serengpt_packed); "pair": serengpt
-    batch_delay_s: float | None = None  # None: env SEREN_NEARLINE_BATCH_DELAY_S, else 0
-    protocol: str = "http"
-    timeout_s: float = 30.0
-    retries: int = 3
-    feast_target: str | None = None
-    feast_data_dir: str | None = None
-    state_uri: str | None = None  # default: <feast data dir>/nearline; gs://bucket/prefix in production
-    # first run only (no watermark yet): start this far before the newest event ("1d", "6h") instead
-    # of refreshing every user; the batch pipelines already built everyone's profiles
-    initial_lookback: str | None = None
-    judgments_dir: str | None = None  # default monitoring.judgments.default_current_dir(); "none" = skip
-
-    def validate(self) -> NearlineConfig:
-        checks = [
-            (self.k_main >= 1, f"k_main must be >= 1 (got {self.k_main})"),
-            (self.k_explore >= 0, f"k_explore must be >= 0 (got {self.k_explore})"),
-            (self.n_novel >= 1, f"n_novel must be >= 1 (got {self.n_novel})"),
-            (self.top_n >= 1, f"top_n must be >= 1 (got {self.top_n})"),
-            (0.0 <= self.threshold <= 1.0, f"threshold must be in [0, 1] (got {self.threshold})"),
-            (self.batch_size >= 1, f"batch_size must be >= 1 (got {self.batch_size})"),
-            (self.scoring in ("packed", "pair"), f"scoring must be packed or pair (got {self.scoring!r})"),
-            (self.token_budget is None or self.token_budget >= 8, "token_budget must be >= 8"),
-            (self.batch_delay_s is None or self.batch_delay_s >= 0, "batch_delay_s must be >= 0"),
-        ]
-        for ok, msg in checks:
-            if not ok:
-                raise ConfigError(f"invalid nearline setting: {msg}", "pass a value in the allowed range")
-        self.lookback()
-        if not self.dataset_dir:
-            self.dataset_dir = self._published_dataset()
-        if not Path(self.dataset_dir).is_dir():
-            raise ConfigError(
-                f"dataset directory {self.dataset_dir} does not exist",
-                "pass the dataset the features pipeline ingested (--data DIR)",
-            )
-        return self
-
-    def _published_dataset(self) -> str:
-        """No dataset given: the one the published exploration run was built from."""
-        import json
-
-        from seren.exploration.workflow import default_publish_dir
-
-        f = (Path(self.exploration_dir) if self.exploration_dir else default_publish_dir()) / "exploration.json"
-        found = json.loads(f.read_text()).get("dataset") if f.is_file() else None
-        if not found:
-            raise ConfigError(
-                f"no dataset given and {f} names none", "pass --data DIR (the dataset the features pipeline ingested)"
-            )
-        return str(found)
-
-    def lookback(self) -> pd.Timedelta | None:
-        if not self.initial_lookback:
-            return None
-        try:
-            td = pd.Timedelta(str(self.initial_lookback).strip())
-        except ValueError:
-            td = None
-        if td is None or td <= pd.Timedelta(0):
-            raise ConfigError(
-                f"initial lookback {self.initial_lookback!r} is not a positive duration", "pass e.g. 1d, 6h or 30min"
-            )
-        return td
-
-    def batch_delay(self) -> float:
-        if self.batch_delay_s is not None:
-            return float(self.batch_delay_s)
-        raw = os.environ.get(BATCH_DELAY_ENV, "").strip()
-        try:
-            return max(0.0, float(raw)) if raw else 0.0
-        except ValueError:
-            raise ConfigError(f"{BATCH_DELAY_ENV}={raw!r} is not a number", "set it to seconds, e.g. 0.5") from None
-
-
-# ------------------------------------------------------------------------------------ artifacts
-
-
-@dataclass
-class Exploration:
-    """The exploration pipeline's outputs that candidate generation needs."""
-
-    item_to_cluster: dict[str, str]
-    cluster_items: dict[str, set[str]]
-    lookup: Any  # seren.exploration.pair_table.PairLookup
-    seqrec: Any  # seren.exploration.seqrec.SeqRecModel
-
-    @classmethod
-    def load(cls, cfg: NearlineConfig) -> Exploration:
-        from seren.exploration.clusters import Clusters
-        from seren.exploration.pair_table import TABLE_FILE, PairLookup, load_pair_table
-        from seren.exploration.seqrec import SeqRecModel
-        from seren.exploration.workflow import default_publish_dir
-
-        pub = Path(cfg.exploration_dir) if cfg.exploration_dir else default_publish_dir()
-        clusters_dir = Path(cfg.clusters_dir) if cfg.clusters_dir else pub / "clusters"
-        table = Path(cfg.pair_table) if cfg.pair_table else pub / TABLE_FILE
-        seqrec_dir = Path(cfg.seqrec_dir) if cfg.seqrec_dir else pub / "seqrec"
-        for what, p in (("clusters", clusters_dir), ("pair table", table), ("sequence recommender", seqrec_dir)):
-            if not p.exists():
-                raise ConfigError(
-                    f"no {what} at {p}",
-                    "run the exploration pipeline first (`seren pipeline run exploration --local`) "
-                    "or pass --exploration DIR",
-                )
-        cl = Clusters.load(clusters_dir)
-        i2c = {str(k): str(v) for k, v in cl.item_to_cluster.items()}
-        by_cluster: dict[str, set[str]] = {}
-        for item, c in i2c.items():
-            by_cluster.setdefault(c, set()).add(item)
-        return cls(i2c, by_cluster, PairLookup(load_pair_table(table)), SeqRecModel.load(seqrec_dir))
-
-
-def _token_budget(cfg: NearlineConfig) -> int:
-    """The budget the model was trained with (its card), so nearline prompts match training."""
-    from seren.serengpt.recipe import model_recipe
-
-    return int(model_recipe(cfg.model, cfg.token_budget)["token_budget"])
-
-
-def _profile_config(cfg: NearlineConfig) -> Any:
-    """The profile knobs of the model's prompt recipe (one prompt per model, wherever it is scored)."""
-    from seren.serengpt.recipe import model_recipe, profile_config
-
-    return profile_config(model_recipe(cfg.model, cfg.token_budget))
+__all__ = [  # select_top, score_*, BATCH_DELAY_ENV: re-exported for the tests and benchmarks that import them here
+    "BATCH_DELAY_ENV",
+    "STAGES",
+    "Exploration",
+    "NearlineConfig",
+    "StageCallback",
+    "build_candidates",
+    "changed_users",
+    "open_store",
+    "process_users",
+    "run_loop",
+    "run_nearline",
+    "score_packed",
+    "score_pairs",
+    "select_top",
+]
 
 
 # ------------------------------------------------------------------------------------ stages
@@ -255,78 +115,6 @@ def build_candidates(
     )
 
 
-def _batches(n: int, size: int) -> Iterator[slice]:
-    for s in range(0, n, size):
-        yield slice(s, min(n, s + size))
-
-
-def score_pairs(
-    pairs: pd.DataFrame,
-    client: Any,
-    batch_size: int,
-    delay_s: float = 0.0,
-    progress: Callable[[Iterable[Any], int, str], Iterable[Any]] | None = None,
-) -> np.ndarray:
-    """SerenGPT P(Yes) for every (profile_text, item_text) row, in batches over Triton."""
-    n = len(pairs)
-    out = np.zeros(n, dtype=np.float32)
-    profiles = pairs["profile_text"].tolist()
-    if "relation_fields" in pairs.columns:  # sent to Triton inside the PROFILE_TEXT envelope
-        from seren.llm.relation import profile_input
-
-        profiles = [profile_input(p, f) for p, f in zip(profiles, pairs["relation_fields"].fillna(""), strict=True)]
-    items = pairs["item_text"].tolist()
-    chunks: Iterable[slice] = list(_batches(n, batch_size))
-    if progress is not None:
-        chunks = progress(chunks, math.ceil(n / batch_size), "scoring on Triton")
-    for sl in chunks:
-        out[sl] = client.score(profiles[sl], items[sl])
-        if delay_s:
-            time.sleep(delay_s)
-    return out
-
-
-def score_packed(
-    pairs: pd.DataFrame,
-    client: Any,
-    delay_s: float = 0.0,
-    progress: Callable[[Iterable[Any], int, str], Iterable[Any]] | None = None,
-) -> np.ndarray:
-    """SerenGPT P(Yes) for every row, one request row per user on the serengpt_packed ensemble:
-    the user's shared part (system text + profile) is computed once per pack, not once per pair."""
-    out = np.zeros(len(pairs), dtype=np.float32)
-    profiles = pairs["profile_text"].tolist()
-    if "relation_fields" in pairs.columns:  # sent to Triton inside the PROFILE_TEXT envelope
-        from seren.llm.relation import profile_input
-
-        profiles = [profile_input(p, f) for p, f in zip(profiles, pairs["relation_fields"].fillna(""), strict=True)]
-    items = pairs["item_text"].tolist()
-    groups = list(pairs.groupby("user_id", sort=False).indices.values())
-    step = client.users_per_request
-    chunks: Iterable[int] = range(0, len(groups), step)
-    if progress is not None:
-        chunks = progress(chunks, math.ceil(len(groups) / step), "scoring on Triton (packed)")
-    for s in chunks:
-        part = groups[s : s + step]
-        scores = client.score_users([(profiles[g[0]], [items[i] for i in g]) for g in part])
-        for g, sc in zip(part, scores, strict=True):
-            out[g] = sc
-        if delay_s:
-            time.sleep(delay_s)
-    return out
-
-
-def select_top(scored: pd.DataFrame, top_n: int, threshold: float) -> pd.DataFrame:
-    """Per user: the top_n items scoring >= threshold, best first (ties by item id, deterministic)."""
-    keep = scored[scored["score"] >= threshold].sort_values(
-        ["user_id", "score", "item_id"], ascending=[True, False, True], kind="stable"
-    )
-    keep = keep.groupby("user_id", sort=False).head(top_n)
-    return keep.groupby("user_id", sort=False).agg(
-        candidate_item_ids=("item_id", list), candidate_scores=("score", lambda s: [float(x) for x in s])
-    )
-
-
 # ------------------------------------------------------------------------------------ run
 
 
@@ -356,7 +144,7 @@ def run_nearline(
     cfg: NearlineConfig,
     store: Any | None = None,
     on_stage: StageCallback | None = None,
-    progress: Callable[[Iterable[Any], int, str], Iterable[Any]] | None = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """One nearline run over the window (watermark, newest event]; returns the run summary.
 
@@ -368,7 +156,7 @@ def run_nearline(
     from feature_repo.store import data_dir_of
 
     t_run = time.perf_counter()
-    cfg.validate()
+    cfg.resolve()  # scorer card (registry environment or --model), exploration bundle, dataset
     cfg.batch_delay()  # a bad SEREN_NEARLINE_BATCH_DELAY_S fails before any work
     say = on_stage or (lambda _name, _info: None)
     if store is None:
@@ -400,6 +188,7 @@ def run_nearline(
             "candidates_kept": 0,
             "pushed": {"user_profile": 0, "user_candidates": 0},
             "judgments": None,
+            "sources": cfg.sources,  # the deployed scorer version / model dir and the exploration bundle used
             "stage_seconds": stage_s,
         }
         say(
@@ -437,7 +226,7 @@ def process_users(
     *,
     stage_s: dict[str, float] | None = None,
     on_stage: StageCallback | None = None,
-    progress: Callable[[Iterable[Any], int, str], Iterable[Any]] | None = None,
+    progress: Progress | None = None,
     judgments_part: str = "",
     push_lock: Path | None = None,
 ) -> dict[str, Any]:
@@ -460,11 +249,10 @@ def process_users(
     if skipped:
         log.info("nearline: %d changed user(s) without positive history skipped", len(skipped))
 
-    from seren.llm.calibration import load_calibration
     from serving.client import SerenClient
 
     # scores (and the threshold) are the model card's calibrated probability (issue 12)
-    cal = load_calibration(cfg.model) if cfg.model else None
+    cal = calibration(cfg)
     from serving.packed_client import PackedClient
 
     scoring = cfg.scoring
@@ -485,7 +273,7 @@ def process_users(
                         cfg.triton_url, cfg.protocol, timeout=cfg.timeout_s, retries=cfg.retries, calibration=cal
                     )  # type: ignore[arg-type]
                     client.check_model()
-                _tokenizer(str(cfg.model))  # loaded once per process (first tick only)
+                tokenizer(cfg.scorer_dir)  # loaded once per process (first tick only)
 
         # 1. cognition profiles (the model's tokenizer and training token budget)
         say("profiles", {"users": len(refresh)})
@@ -500,7 +288,7 @@ def process_users(
             )
             # serendipity source outside the user's engaged categories (seren.nearline.candidates)
             cands = add_serendipity_source(cands, histories, ds.items, ds.interactions)
-            pairs = _pairs(cands, profiles, ds.items)
+            pairs = build_pairs(cands, profiles, ds.items)
 
         # 3. SerenGPT on Triton
         say("scoring", {"pairs": len(pairs), "batch_size": cfg.batch_size, "mode": scoring})
@@ -563,48 +351,15 @@ def _maybe_lock(path: Path | None) -> contextlib.AbstractContextManager[Any]:
     return file_lock(path, blocking=True)
 
 
-@functools.lru_cache(maxsize=4)
-def _tokenizer(model: str) -> Any:
-    """Loaded once per process: a `--every` loop must not pay the tokenizer load on every tick."""
-    from seren.profiles import load_tokenizer
-
-    return load_tokenizer(model)
-
-
 def _profiles(ds: Any, cfg: NearlineConfig, users: list[str]) -> pd.DataFrame:
     from seren.profiles import build_profiles
 
     if not users:
         return pd.DataFrame(columns=["user_id", "profile_text", "profile_tokens", "category_entropy"])
-    tok = _tokenizer(str(cfg.model))
-    df = build_profiles(ds, tok, token_budget=_token_budget(cfg), users=users, config=_profile_config(cfg))
+    tok = tokenizer(cfg.scorer_dir)
+    df = build_profiles(ds, tok, token_budget=token_budget(cfg), users=users, config=profile_config(cfg))
     df["user_id"] = df["user_id"].astype(str)
     return df.reset_index(drop=True)
-
-
-def _pairs(cands: pd.DataFrame, profiles: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
-    """One row per (user, candidate) in the union of the two slates, with the texts SerenGPT reads."""
-    from seren.profiles import item_text
-
-    text = item_text(items).set_axis(items["item_id"].astype(str).to_numpy())
-    prof = profiles.set_index("user_id")["profile_text"]
-    ser = cands["serendipity_item_ids"] if "serendipity_item_ids" in cands.columns else [[]] * len(cands)
-    recs = [
-        (u, i)
-        for u, m, e, s in zip(cands["user_id"], cands["main_item_ids"], cands["explore_item_ids"], ser, strict=True)
-        for i in dict.fromkeys([*m, *e, *s])
-        if i in text.index
-    ]
-    df = pd.DataFrame(recs, columns=["user_id", "item_id"])
-    if df.empty:
-        return df.assign(profile_text=pd.Series(dtype=object), item_text=pd.Series(dtype=object))
-    df["profile_text"] = prof.reindex(df["user_id"]).to_numpy()
-    if "relation_fields" in profiles.columns:  # structured fields of the relation line (seren.llm.relation)
-        df["relation_fields"] = profiles.set_index("user_id")["relation_fields"].reindex(df["user_id"]).to_numpy()
-    df["item_text"] = text.reindex(df["item_id"]).to_numpy()
-    if df["profile_text"].isna().any():
-        raise DataError("a refreshed user has no profile", "check build_profiles output")  # pragma: no cover
-    return df
 
 
 def _window_id(before: pd.Timestamp | None, end: pd.Timestamp) -> str:
@@ -640,7 +395,7 @@ def run_loop(
     every_s: float,
     on_run: Callable[[dict[str, Any]], None] | None = None,
     on_stage: StageCallback | None = None,
-    progress: Callable[[Iterable[Any], int, str], Iterable[Any]] | None = None,
+    progress: Progress | None = None,
     max_runs: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
     on_error: Callable[[ServiceError], None] | None = None,
@@ -669,7 +424,3 @@ def run_loop(
             break
         sleep(max(0.0, every_s - (time.monotonic() - t0)))
     return runs, failed
-
-
-def config_dict(cfg: NearlineConfig) -> dict[str, Any]:
-    return asdict(cfg)

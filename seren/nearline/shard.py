@@ -30,15 +30,9 @@ from typing import Any
 import pandas as pd
 
 from seren.errors import ConfigError, DataError
-from seren.nearline.run import (
-    STAGES,
-    Exploration,
-    NearlineConfig,
-    StageCallback,
-    changed_users,
-    open_store,
-    process_users,
-)
+from seren.nearline.config import NearlineConfig
+from seren.nearline.run import STAGES, StageCallback, changed_users, open_store, process_users
+from seren.nearline.sources import Exploration
 from seren.nearline.state import WatermarkStore, nearline_dir
 from seren.registry.store import ConflictError
 
@@ -97,7 +91,7 @@ def _window_events(cfg: NearlineConfig, window: dict[str, Any]) -> tuple[Any, li
 def plan_window(cfg: NearlineConfig, n_shards: int = 1, store: Any | None = None) -> dict[str, Any]:
     """Fix the window every shard of this tick processes: (watermark or lookback start, newest event]."""
     check_shards(n_shards)
-    cfg.validate()
+    cfg.resolve()
     store = store if store is not None else open_store(cfg.feast_target, cfg.feast_data_dir)
     state, _ = _state(cfg, store)
     from seren.data import load_dataset
@@ -149,7 +143,7 @@ def run_shard(
     t0 = time.perf_counter()
     n_shards = int(window.get("shards", 0))
     check_shards(n_shards, shard)
-    cfg.validate()
+    cfg.resolve()
     cfg.batch_delay()
     store = store if store is not None else open_store(cfg.feast_target, cfg.feast_data_dir)
     state, local = _state(cfg, store)
@@ -181,6 +175,7 @@ def run_shard(
             "candidates_kept": 0,
             "pushed": {"user_profile": 0, "user_candidates": 0},
             "judgments": "",
+            "sources": cfg.sources,
         }
         if mine:
             done = process_users(
@@ -223,7 +218,7 @@ def commit_window(
     other = [r["shard"] for r in results if r.get("window_end") != window.get("window_end")]
     if other or any(r.get("watermark_before") != window.get("watermark_before") for r in results):
         raise DataError(f"shard(s) {other or 'some'} processed another window", "re-run the window")
-    cfg.validate()
+    cfg.resolve()
     store = store if store is not None else open_store(cfg.feast_target, cfg.feast_data_dir)
     state, local = _state(cfg, store)
     total = {
@@ -248,6 +243,7 @@ def commit_window(
             v: int(sum(int(r.get("pushed", {}).get(v, 0)) for r in results))
             for v in ("user_profile", "user_candidates")
         },
+        "sources": results[0].get("sources", {}) if results else cfg.sources,
         "judgments": [r["judgments"] for r in sorted(results, key=lambda r: r["shard"]) if r.get("judgments")],
         "shard_seconds": [r.get("seconds") for r in sorted(results, key=lambda r: r["shard"])],
         "stage_seconds": {
@@ -292,20 +288,5 @@ def run_sharded(
 
 
 def config_from_params(**params: Any) -> NearlineConfig:
-    """A NearlineConfig from pipeline parameters, where "" / 0 mean the documented default
-    (Triton at $SEREN_TRITON_URL or 127.0.0.1:8000, the model card's token budget, ...)."""
-    import os
-
-    optional = (
-        "exploration_dir",
-        "token_budget",
-        "feast_target",
-        "feast_data_dir",
-        "state_uri",
-        "judgments_dir",
-        "initial_lookback",
-    )
-    kw = {k: (v if v not in ("", 0) or k not in optional else None) for k, v in params.items()}
-    kw["triton_url"] = params.get("triton_url") or os.environ.get("SEREN_TRITON_URL", "127.0.0.1:8000")
-    kw["dataset_dir"] = params.get("dataset_dir") or ""
-    return NearlineConfig(**kw)
+    """A NearlineConfig from pipeline parameters ("" / 0 mean the documented default)."""
+    return NearlineConfig.from_params(params)

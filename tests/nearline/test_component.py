@@ -39,6 +39,11 @@ def test_component_unit_writes_summary_metrics_and_returns_the_watermark(
     res = json.loads(Path(summary.path).read_text())
     assert res["users_refreshed"] == 4 and res["judgments"] is None and summary.metadata["watermark"] == watermark
     assert metrics.metadata["users_refreshed"] == 4 and metrics.metadata["seconds_scoring"] > 0
+    # the run records what it read: the scorer's card (here --model) and the exploration bundle
+    assert res["sources"]["scorer"] == {"source": "model", "model_dir": str(tiny_model_dir)}
+    assert res["sources"]["exploration"]["dir"] == str(exploration_dir)
+    published = json.loads((exploration_dir / "exploration.json").read_text())
+    assert res["sources"]["exploration"]["created"] == published["created"]
     # a second tick: nothing changed, nothing scored, same watermark
     again = nearline_refresh.python_func(summary=summary, metrics=metrics, **kw)
     assert again == watermark and metrics.metadata["items_scored"] == 0
