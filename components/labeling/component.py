@@ -19,8 +19,12 @@ def label_data(
     teacher_max: int = 0,
     test_frac: float = 0.25,
     seed: int = 0,
+    human_survey: str = "",
+    human_survey_movies: str = "",
 ):
-    """teacher: none | local | openai (env SEREN_OPENAI_*); teacher_max: 0 = judge every labeled pair."""
+    """teacher: none | local | openai (env SEREN_OPENAI_*); teacher_max: 0 = judge every labeled pair;
+    human_survey: a Serendipity-2018 survey whose judgments join training as source "human" ("" = none),
+    its movieIds joined with the MovieLens folder human_survey_movies ("" = the dataset)."""
     from seren.serengpt.labeling import run_labeling
 
     stats = run_labeling(
@@ -33,6 +37,8 @@ def label_data(
         teacher_max=teacher_max or None,
         test_frac=test_frac,
         seed=seed,
+        survey=human_survey or None,
+        survey_movies=human_survey_movies or None,
     )
     for key, value in stats.items():
         if isinstance(value, int | float) and not isinstance(value, bool):

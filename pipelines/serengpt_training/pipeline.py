@@ -83,12 +83,16 @@ def pipeline(
     environments: str = "",
     human_dir: str = "",
     human_movies_dir: str = "",
+    human_train_dir: str = "",
+    human_train_movies_dir: str = "",
 ) -> Outputs:
     """base_model: 'smollm2' or a HF causal-LM dir; loss: ipo | dpo; teacher: none | local | openai;
     max_examples: 0 = every SFT example; batch_size / pref_batch_size: SFT examples / preference pairs
     per step (a pair costs ~4 forwards); lora_layers: LoRA on the top N blocks only (0 = all);
     human_dir: a Serendipity-2018 survey (folder or answers.csv; '' = skip) whose judgments the shipped
-    model is compared with (human agreement step), joined with the MovieLens folder human_movies_dir."""
+    model is compared with (human agreement step), joined with the MovieLens folder human_movies_dir;
+    human_train_dir: a survey whose judgments join the training data as human labels (labeling step;
+    '' = none), joined with human_train_movies_dir ('' = the dataset)."""
     feats = features(
         source=source,
         path=path,
@@ -112,6 +116,8 @@ def pipeline(
         teacher=teacher,
         test_frac=test_frac,
         seed=seed,
+        human_survey=human_train_dir,
+        human_survey_movies=human_train_movies_dir,
     ).set_display_name("labeling")
     sft = distill(
         training_data=lab.outputs["training_data"],

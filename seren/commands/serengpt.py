@@ -89,9 +89,8 @@ def train(
 
         if not survey_path(human).is_file():
             raise DataError(f"survey file {survey_path(human)} does not exist", "pass the folder holding answers.csv")
-        if movies is None:
-            raise ConfigError("--human needs --movies", "pass the ml-latest-small folder the survey's movieIds join")
-        params["human_dir"], params["human_movies_dir"] = str(human.resolve()), str(movies.resolve())
+        params["human_train_dir"] = str(human.resolve())
+        params["human_train_movies_dir"] = str(movies.resolve()) if movies else ""
     created = not out.exists()
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -87,8 +87,18 @@ class TrainConfig:
         return self
 
 
-def _add_human(td: Any, ds: Any, tok: Any, cfg: TrainConfig) -> None:
-    """Survey judgments (leave-one-out prompts) join the training tables as source "human"."""
+def add_survey_examples(
+    td: Any,
+    ds: Any,
+    tok: Any,
+    survey_dir: str,
+    movies_dir: str | None = None,
+    token_budget: int = 64,
+    definition: str = "any",
+    seed: int = 0,
+) -> None:
+    """Survey judgments (leave-one-out prompts) join the training tables as source "human" (SERAL's
+    collaborative data intervention); the labeling step calls this when the pipeline gets a survey."""
     import pandas as pd
 
     from seren.data.movielens import load_movielens
@@ -96,9 +106,8 @@ def _add_human(td: Any, ds: Any, tok: Any, cfg: TrainConfig) -> None:
     from seren.serengpt.human import balance_oversample, human_candidates, human_examples
     from seren.serengpt.labeling import PREF_COLUMNS, SFT_COLUMNS
 
-    assert cfg.human is not None
-    survey = load_survey(cfg.human, load_movielens(cfg.human_movies) if cfg.human_movies else ds, cfg.human_definition)
-    ex = balance_oversample(human_examples(human_candidates(survey, tok, cfg.token_budget), tok), cfg.seed)
+    survey = load_survey(survey_dir, load_movielens(movies_dir) if movies_dir else ds, definition)
+    ex = balance_oversample(human_examples(human_candidates(survey, tok, token_budget), tok), seed)
     td.sft_train = pd.concat([td.sft_train, ex[SFT_COLUMNS]], ignore_index=True)
     td.pref_train = pd.concat([td.pref_train, ex[PREF_COLUMNS]], ignore_index=True)
     td.metrics |= {
@@ -107,3 +116,9 @@ def _add_human(td: Any, ds: Any, tok: Any, cfg: TrainConfig) -> None:
         "human_users": survey.report["n_users"],
         "human_without_movie": survey.report["n_without_movie"],
     }
+
+
+def _add_human(td: Any, ds: Any, tok: Any, cfg: TrainConfig) -> None:
+    """`add_survey_examples` with a TrainConfig's survey, budget and seed."""
+    assert cfg.human is not None
+    add_survey_examples(td, ds, tok, cfg.human, cfg.human_movies, cfg.token_budget, cfg.human_definition, cfg.seed)

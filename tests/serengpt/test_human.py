@@ -250,3 +250,24 @@ def test_train_adds_survey_judgments_as_human_labels(fixture_dirs, tiny_model_di
     assert (td.sft_train["source"] == "human").all() and td.sft_train["confidence"].min() >= 0.85
     assert td.sft_train["completion"].isin(["Yes", "No"]).all() and len(td.pref_train) == 6
     assert td.metrics["human_judgments"] == 6 and td.metrics["human_without_movie"] == 1
+
+
+def test_labeling_step_joins_survey_judgments(fixture_dirs, small_dataset, tiny_model_dir, tmp_path):
+    """The pipeline's labeling step (label_data -> run_labeling) with a survey (`human_train_dir`,
+    `seren serengpt train --human`): its judgments join the training tables as source "human"."""
+    from seren.profiles.io import build_profiles_file
+    from seren.serengpt.labeling import TrainingData, run_labeling
+
+    answers, ml = fixture_dirs
+    base, prof = str(tiny_model_dir), tmp_path / "profiles.parquet"
+    build_profiles_file(small_dataset, prof, base, 64, None, 0.4, "none", None, 2, True)
+    run_labeling(small_dataset, prof, tmp_path / "plain", base_model=base)
+    metrics = run_labeling(
+        small_dataset, prof, tmp_path / "td", base_model=base, survey=str(answers.parent), survey_movies=str(ml)
+    )
+    td, plain = TrainingData.load(tmp_path / "td"), TrainingData.load(tmp_path / "plain")
+    assert metrics["human_judgments"] == 6 and metrics["train_source_human"] == 6
+    # the synthetic data's ground-truth labels are "human" too: the survey adds exactly its 6 rows, 3 serendipitous
+    human, before = (t.sft_train[t.sft_train["source"] == "human"] for t in (td, plain))
+    assert len(human) == len(before) + 6 and human["label"].sum() == before["label"].sum() + 3
+    assert len(td.sft_train) == len(plain.sft_train) + 6 and len(td.pref_train) == len(plain.pref_train) + 6

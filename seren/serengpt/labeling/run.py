@@ -21,8 +21,13 @@ def run_labeling(
     teacher_max: int | None = None,
     test_frac: float = 0.25,
     seed: int = 0,
+    survey: str | None = None,
+    survey_movies: str | None = None,
 ) -> dict[str, Any]:
-    """Dataset dir + profiles parquet -> training-data dir (atomic) + merged labels; returns metrics."""
+    """Dataset dir + profiles parquet -> training-data dir (atomic) + merged labels; returns metrics.
+
+    `survey` (a Serendipity-2018 folder; its movieIds join `survey_movies` or the dataset) adds the
+    survey's judgments to the training tables as source "human"."""
     from seren.data.dataset import load_dataset
     from seren.profiles.io import read_profiles
     from seren.profiles.text import load_tokenizer
@@ -37,9 +42,14 @@ def run_labeling(
     labels = build_labels(
         ds, profiles, teacher=backend, human_csv=human_csv or None, teacher_max=teacher_max, seed=seed
     )
-    td = build_training_data(labels, profiles, ds.items, load_tokenizer(base_model), test_frac=test_frac, seed=seed)
+    tok = load_tokenizer(base_model)
+    td = build_training_data(labels, profiles, ds.items, tok, test_frac=test_frac, seed=seed)
     td.metrics = {**labels.attrs["metrics"], **td.metrics}
     budget = (profiles.attrs.get("metrics") or {}).get("token_budget")
+    if survey:
+        from seren.serengpt.train import add_survey_examples
+
+        add_survey_examples(td, ds, tok, survey, survey_movies or None, int(budget or 64), seed=seed)
     if budget:  # the prompt recipe travels with the training data into the model cards
         from seren.serengpt.recipe import prompt_recipe
 
