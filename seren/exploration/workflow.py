@@ -8,6 +8,10 @@ outputs atomically.
 Published layout (``publish``; default ``$SEREN_HOME/exploration``), what `seren explore` reads:
 ``clusters/``, ``pair_table.parquet``, ``report.json`` and ``exploration.json`` (dataset path,
 sources and creation time).
+
+Why one file over ~400 lines: it is the exploration pipeline's stage table, one short function
+per component (plus publishing and `explore_user`, which reads what they publish); each stage's
+real work lives in its own module (clusters, transitions, novelty, alignment, pair_table, seqrec).
 """
 
 from __future__ import annotations
