@@ -16,13 +16,17 @@ judgments. The watermark moves last, after every push succeeded.
 The watermark is in event time: an event that arrives late with a timestamp at or before the
 watermark is picked up with the user's next newer event (an event log with ingestion times would
 key the watermark on those instead).
+
+One concern per module: `config` (the settings, defined once), `sources` (the deployed scorer's card
+and the exploration bundle, resolved once), `scoring` (Triton), `push` (Feast and the judgments),
+`shard` (plan -> shards -> commit); this module runs the window: changed users -> profiles ->
+candidates -> scoring -> push -> watermark.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,8 +35,9 @@ from typing import Any
 import pandas as pd
 
 from seren.errors import ConfigError, ServiceError
-from seren.nearline.candidates import add_serendipity_source, serendipity_channel
+from seren.nearline.candidates import add_serendipity_source
 from seren.nearline.config import BATCH_DELAY_ENV, NearlineConfig
+from seren.nearline.push import append_window_judgments, open_store, push_window
 from seren.nearline.scoring import Progress, build_pairs, score_packed, score_pairs, select_top
 from seren.nearline.sources import Exploration, calibration, profile_config, token_budget, tokenizer
 from seren.nearline.state import WatermarkStore, nearline_dir
@@ -125,19 +130,6 @@ def _timed(stage_s: dict[str, float], name: str) -> Iterator[None]:
         yield
     finally:
         stage_s[name] = round(stage_s.get(name, 0.0) + time.perf_counter() - t0, 4)
-
-
-def open_store(target: str | None = None, data_dir: str | os.PathLike[str] | None = None) -> Any:
-    """The Feast store with the nearline views registered (applied on first use)."""
-    from feature_repo.store import apply, get_store
-
-    store = get_store(target or None, Path(data_dir) if data_dir else None)
-    try:
-        store.get_feature_view("user_candidates")
-        store.get_feature_view("user_profile")
-    except Exception:
-        apply(store)
-    return store
 
 
 def run_nearline(
@@ -235,12 +227,9 @@ def process_users(
     rows carry the window end and the judgments part is named after the window (+ `judgments_part`),
     so a retried run or shard writes the same rows. `push_lock`: a file lock held around the Feast
     writes (shards of one window sharing a local SQLite/parquet store)."""
-    from feature_repo.store import push
-
     stage_s = stage_s if stage_s is not None else {s: 0.0 for s in STAGES}
     say = on_stage or (lambda _name, _info: None)
     delay = cfg.batch_delay()
-    pushed = {"user_profile": 0, "user_candidates": 0}
     from seren.exploration.seqrec import user_histories
 
     histories = user_histories(ds, users=users)
@@ -299,40 +288,11 @@ def process_users(
                 pairs["score"] = score_pairs(pairs, client, cfg.batch_size, delay, progress)
     finally:
         client.close()
-    top = (
-        select_top(serendipity_channel(pairs, cands), cfg.top_n, cfg.threshold)
-        if not pairs.empty
-        else pd.DataFrame(columns=["candidate_item_ids", "candidate_scores"], index=pd.Index([], name="user_id"))
-    )
-    rows = cands.set_index("user_id").join(top, how="left")
-    rows["candidate_item_ids"] = [v if isinstance(v, list) else [] for v in rows["candidate_item_ids"]]
-    rows["candidate_scores"] = [v if isinstance(v, list) else [] for v in rows["candidate_scores"]]
-    rows = rows.reset_index()
-    rows["event_timestamp"] = window_end
-    prof_rows = profiles[["user_id", "profile_text", "profile_tokens"]].copy()
-    prof_rows["event_timestamp"] = window_end
-
-    # 4. Feast (online + offline), then the monitoring judgments, then the watermark
-    say("feast_writes", {"profiles": len(prof_rows), "candidates": len(rows)})
-    with _timed(stage_s, "feast_writes"), _maybe_lock(push_lock):
-        pushed["user_profile"] = push(store, "user_profile_push", prof_rows, to="online_and_offline")
-        pushed["user_candidates"] = push(
-            store,
-            "user_candidates_push",
-            rows[
-                [
-                    "user_id",
-                    "candidate_item_ids",
-                    "candidate_scores",
-                    "main_item_ids",
-                    "explore_item_ids",
-                    "cluster_pair",
-                    "event_timestamp",
-                ]
-            ],
-            to="online_and_offline",
-        )
-    judgments = _append_judgments(cfg, pairs, profiles, ds.items, window_end, start, part=judgments_part)
+    # 4. Feast (online + offline), then the monitoring judgments; the caller moves the watermark last
+    say("feast_writes", {"profiles": len(profiles), "candidates": len(cands)})
+    with _timed(stage_s, "feast_writes"):
+        pushed, rows = push_window(store, cands, pairs, profiles, window_end, cfg.top_n, cfg.threshold, push_lock)
+    judgments = append_window_judgments(cfg, pairs, profiles, ds.items, window_end, start, part=judgments_part)
     return {
         "users_refreshed": len(refresh),
         "users_skipped_no_history": len(skipped),
@@ -341,14 +301,6 @@ def process_users(
         "pushed": pushed,
         "judgments": judgments,
     }
-
-
-def _maybe_lock(path: Path | None) -> contextlib.AbstractContextManager[Any]:
-    if path is None:
-        return contextlib.nullcontext()
-    from seren.registry.store import file_lock
-
-    return file_lock(path, blocking=True)
 
 
 def _profiles(ds: Any, cfg: NearlineConfig, users: list[str]) -> pd.DataFrame:
@@ -360,34 +312,6 @@ def _profiles(ds: Any, cfg: NearlineConfig, users: list[str]) -> pd.DataFrame:
     df = build_profiles(ds, tok, token_budget=token_budget(cfg), users=users, config=profile_config(cfg))
     df["user_id"] = df["user_id"].astype(str)
     return df.reset_index(drop=True)
-
-
-def _window_id(before: pd.Timestamp | None, end: pd.Timestamp) -> str:
-    fmt = "%Y%m%dT%H%M%S%fZ"
-    return f"{before.strftime(fmt) if before is not None else 'start'}-{end.strftime(fmt)}"
-
-
-def _append_judgments(
-    cfg: NearlineConfig,
-    pairs: pd.DataFrame,
-    profiles: pd.DataFrame,
-    items: pd.DataFrame,
-    window_end: pd.Timestamp,
-    before: pd.Timestamp | None,
-    part: str = "",
-) -> str | None:
-    """Every scored (user, candidate) as a monitoring judgment; the part is named after the window,
-    so a re-run of the window replaces it instead of adding a copy."""
-    if cfg.judgments_dir == "none" or pairs.empty:
-        return None
-    from monitoring.judgments import append_judgments, build_judgments
-
-    scores = pairs[["user_id", "item_id", "score"]].assign(event_timestamp=window_end)
-    pop = items[["item_id", "popularity"]].assign(item_id=items["item_id"].astype(str))
-    j = build_judgments(scores, profiles, pop, threshold=cfg.threshold)
-    return str(
-        append_judgments(j, cfg.judgments_dir or None, run_id=f"nearline-{_window_id(before, window_end)}{part}")
-    )
 
 
 def run_loop(
