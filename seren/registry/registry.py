@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from seren.errors import ConfigError, DataError
-from seren.registry.card import model_card
+from seren.llm.card import version_card
 from seren.registry.store import (
     Backend,
     ConflictError,
@@ -195,7 +195,7 @@ class Registry:
             for _ in range(attempts):
                 v = version if version is not None else max(self.backend.list_versions(model), default=0) + 1
                 if card is None:
-                    (stage / CARD).write_text(model_card(model, v, metrics, val, files, meta))
+                    (stage / CARD).write_text(version_card(model, v, metrics, val, files, meta))
                     files[CARD] = {"sha256": sha256_file(stage / CARD), "size": (stage / CARD).stat().st_size}
                 manifest.update(version=v, files=dict(sorted(files.items())))
                 try:

@@ -406,7 +406,7 @@ def finalize_model(
     import shutil
 
     from seren.io import atomic_dir
-    from seren.serengpt.sft import CARD_JSON, CARD_MD, read_model_card, write_model_card
+    from seren.llm.card import CARD_JSON, CARD_MD, read_model_card, write_model_card
 
     src = Path(model_dir)
     card = read_model_card(src)
@@ -490,12 +490,12 @@ def score_user_items(
     from seren.data.dataset import load_dataset
     from seren.errors import ConfigError
     from seren.llm.base import resolve_base_model
+    from seren.llm.card import read_model_card
     from seren.llm.scorer import SerenScorer
     from seren.profiles.build import build_profiles
     from seren.profiles.history import profile_for_history
     from seren.profiles.text import item_text, load_tokenizer
     from seren.serengpt.recipe import model_recipe, profile_config
-    from seren.serengpt.sft import read_model_card
 
     ids = list(dict.fromkeys(str(i).strip() for i in item_ids if str(i).strip()))
     if not ids:

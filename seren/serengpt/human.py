@@ -308,8 +308,8 @@ def run_human_agreement(
     table in the model's card, and flat metrics (`<scorer>_<metric>`, the model's unprefixed)."""
     from seren.data.movielens import load_movielens
     from seren.data.survey import load_survey
+    from seren.llm.card import CARD_JSON, update_model_card
     from seren.serengpt.evaluate import slug
-    from seren.serengpt.sft import CARD_JSON, update_model_card
 
     catalogue = load_movielens(movies_dir)
     survey = load_survey(human_dir, catalogue, definition)

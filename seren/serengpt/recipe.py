@@ -47,7 +47,7 @@ def model_recipe(model: str | os.PathLike[str], token_budget: int | None = None)
     A model dir with a card that records no budget raises a one-line ConfigError; a base model
     (no card) gets BASE_TOKEN_BUDGET and the default profile.
     """
-    from seren.serengpt.sft import CARD_JSON, read_model_card
+    from seren.llm.card import CARD_JSON, read_model_card
 
     path = Path(model)
     has_card = path.is_dir() and (path / CARD_JSON).is_file()

@@ -30,7 +30,15 @@ from typing import Any
 import pandas as pd
 
 from seren.errors import DataError
-from seren.io import atomic_dir, write_json, write_text
+from seren.io import atomic_dir, write_json
+from seren.llm.card import (  # noqa: F401 - re-exported: callers import the card helpers from here too
+    CARD_JSON,
+    CARD_MD,
+    read_model_card,
+    render_card,
+    update_model_card,
+    write_model_card,
+)
 from seren.metrics import flatten_metrics
 from seren.resume import fingerprint, frame_fingerprint
 
@@ -39,8 +47,6 @@ log = logging.getLogger(__name__)
 MODEL_SUBDIR = "model"
 CHECKPOINT_SUBDIR = "checkpoints"
 RUN_FILE = "run.json"
-CARD_JSON = "model_card.json"
-CARD_MD = "README.md"
 
 
 # ------------------------------------------------------------------ shared stage plumbing
@@ -226,71 +232,6 @@ def save_merged(trainer: Any, tokenizer: Any, model_dir: Path, card: dict[str, A
         tokenizer.save_pretrained(str(tmp))
         write_model_card(tmp, card)
     return model_dir
-
-
-def write_model_card(model_dir: str | os.PathLike[str], card: dict[str, Any]) -> Path:
-    """`model_card.json` (machine-readable) + `README.md` (human) describing how the model was made."""
-    model_dir = Path(model_dir)
-    write_json(model_dir / CARD_JSON, card)
-    write_text(model_dir / CARD_MD, render_card(card))
-    return model_dir
-
-
-def read_model_card(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
-    f = Path(model_dir) / CARD_JSON
-    return json.loads(f.read_text()) if f.is_file() else {}
-
-
-def update_model_card(model_dir: str | os.PathLike[str], **sections: Any) -> dict[str, Any]:
-    """Add sections (e.g. evaluation metrics known only after training) to an existing card."""
-    card = read_model_card(model_dir)
-    card.update(sections)
-    write_model_card(model_dir, card)
-    return card
-
-
-def _fmt(v: Any) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    if isinstance(v, list):
-        return f"{len(v)} values" if len(v) > 8 else ", ".join(_fmt(x) for x in v)
-    return str(v)
-
-
-def render_card(card: dict[str, Any]) -> str:
-    lines = [
-        f"# SerenGPT ({card.get('stage', 'model')})",
-        "",
-        "Judges whether a candidate item is a pleasant surprise for a user: P(serendipitous) is the",
-        "softmax over the Yes/No logits at the answer position of the shared prompt",
-        "(`seren.llm.prompts.build_prompt`). Plain Hugging Face causal LM (LoRA already merged).",
-        "",
-        f"- base model: `{card.get('base_model')}`",
-    ]
-    for key in ("parent_model", "created", "seren_version"):
-        if card.get(key):
-            lines.append(f"- {key.replace('_', ' ')}: `{card[key]}`")
-    for section in ("prompt", "source", "data", "hyperparameters", "train_metrics", "metrics"):
-        body = card.get(section)
-        if not body:
-            continue
-        lines += ["", f"## {section.replace('_', ' ').capitalize()}", "", "| key | value |", "|---|---|"]
-        for k, v in body.items():
-            if isinstance(v, dict):
-                for k2, v2 in v.items():
-                    lines.append(f"| {k}.{k2} | {_fmt(v2)} |")
-            else:
-                lines.append(f"| {k} | {_fmt(v)} |")
-    if card.get("human_agreement_markdown"):
-        lines += ["", str(card["human_agreement_markdown"]).rstrip()]
-    lines += [
-        "",
-        "## Intended use",
-        "",
-        "Nearline scoring of recommendation candidates for serendipity (SERAL). Not a chat model.",
-        "",
-    ]
-    return "\n".join(lines)
 
 
 @contextlib.contextmanager

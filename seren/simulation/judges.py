@@ -81,9 +81,9 @@ class SerenGPTJudge:
     """SerenGPT P(Yes) in process: profiles from the arm's log, item texts as in training."""
 
     def __init__(self, model_dir: str, token_budget: int | None = None, batch_size: int = 16) -> None:
+        from seren.llm.card import read_model_card
         from seren.llm.scorer import SerenScorer
         from seren.profiles import load_tokenizer
-        from seren.serengpt.sft import read_model_card
 
         self.model_dir = str(model_dir)
         self.scorer = SerenScorer.from_pretrained(self.model_dir)

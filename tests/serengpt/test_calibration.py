@@ -122,8 +122,8 @@ def test_alignment_gate_ships_sft_unless_alignment_beats_it_on_validation() -> N
 
 
 def test_finalize_model_writes_the_map_into_a_new_card(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from seren.llm.card import read_model_card
     from seren.serengpt.evaluate import finalize_model, select_final
-    from seren.serengpt.sft import read_model_card
 
     before = read_model_card(tiny_model_dir)
     sel = select_final(_rows(0.85, 0.84), "SFT", "SFT+IPO")

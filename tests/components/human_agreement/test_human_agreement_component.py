@@ -22,8 +22,8 @@ _spec.loader.exec_module(handmade)
 
 
 def test_human_agreement_component_unit(artifact, tmp_path: Path, tiny_model_dir: Path) -> None:
+    from seren.llm.card import read_model_card
     from seren.serengpt.recipe import prompt_recipe
-    from seren.serengpt.sft import read_model_card
 
     answers, ml = handmade.write_fixture(tmp_path, bom=True)
     model = tmp_path / "model"
