@@ -185,19 +185,16 @@ class SerenClient:
         """Fail with a one-line reason unless the model is loaded, ready and has the SerenGPT interface."""
         ready = self._call(lambda: self.client.is_model_ready(self.model), "model readiness check")
         if not ready:
-            from serving.triton import CONTROL_KEY_ENV, control_headers
+            from serving.triton import CONTROL_KEY_ENV, TritonControl
 
-            headers = control_headers(protocol=self.protocol)
-            if not headers:  # the index is a restricted (model-control) API: without the key, say both
+            control = TritonControl(self.url, timeout=self.timeout, protocol=self.protocol)
+            if not control.has_key():  # the index is a restricted (model-control) API: without the key, say both
                 raise ServiceError(
                     f"model {self.model!r} is not ready or unknown to Triton at {self.url}",
                     f"load it (seren serve --model {self.model}) or check --model; export {CONTROL_KEY_ENV} "
                     "to see the repository state",
                 )
-            index = self._call(lambda: self.client.get_model_repository_index(headers=headers), "repository index")
-            if self.protocol == "grpc":
-                index = [{"name": m.name, "state": m.state} for m in index.models]
-            names = {m.get("name"): m.get("state", "") for m in index}
+            names = {m.get("name"): m.get("state", "") for m in control.repository_index()}
             if self.model not in names:
                 raise ServiceError(
                     f"model {self.model!r} is unknown to Triton at {self.url} (has: {', '.join(sorted(names)) or 'none'})",

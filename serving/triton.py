@@ -343,18 +343,25 @@ def control_headers(key: str | None = None, protocol: str = "http") -> dict[str,
 
 
 class TritonControl:
-    """The project's one client of Triton's model-control API (HTTP): load, unload, repository
-    index, readiness. Sends the control key (`key`, else $SEREN_TRITON_CONTROL_KEY); failures are
-    one-line `error` exceptions (ServiceError; promotion uses its DeploymentError)."""
+    """The project's one client of Triton's model-control API: load, unload, repository index,
+    readiness (HTTP by default; `protocol="grpc"` for a gRPC endpoint). Sends the control key (`key`,
+    else $SEREN_TRITON_CONTROL_KEY); failures are one-line `error` exceptions (ServiceError; promotion
+    uses its DeploymentError). serving.client.SerenClient and seren.registry.promotion use it."""
 
     error: type[ServiceError] = ServiceError
     failed = "could not"  # wording of a refused request (promotion says "failed to")
 
     def __init__(
-        self, url: str, key: str | None = None, timeout: float = 300.0, log_file: Path | str | None = None
+        self,
+        url: str,
+        key: str | None = None,
+        timeout: float = 300.0,
+        log_file: Path | str | None = None,
+        protocol: str = "http",
     ) -> None:
         self.url = url.split("://", 1)[-1].rstrip("/")
         self.timeout = timeout
+        self.protocol = protocol
         self._key = key
         self.log_file = log_file
 
@@ -363,10 +370,15 @@ class TritonControl:
 
     @contextlib.contextmanager
     def _client(self):  # noqa: ANN202 - tritonclient type
-        """A short-lived HTTP client; closed after use, because Triton's shutdown waits for open connections."""
-        import tritonclient.http as httpclient
+        """A short-lived client; closed after use, because Triton's shutdown waits for open connections."""
+        if self.protocol == "grpc":
+            import tritonclient.grpc as grpcclient
 
-        client = httpclient.InferenceServerClient(self.url, connection_timeout=5.0, network_timeout=self.timeout)
+            client = grpcclient.InferenceServerClient(self.url)
+        else:
+            import tritonclient.http as httpclient
+
+            client = httpclient.InferenceServerClient(self.url, connection_timeout=5.0, network_timeout=self.timeout)
         try:
             yield client
         finally:
@@ -378,7 +390,7 @@ class TritonControl:
     def _call(self, what: str, fn: Callable[[Any, dict[str, str]], Any]) -> Any:
         from tritonclient.utils import InferenceServerException
 
-        headers = control_headers(self._key)
+        headers = control_headers(self._key, protocol=self.protocol)
         try:
             with self._client() as c:
                 return fn(c, headers)
@@ -415,8 +427,18 @@ class TritonControl:
     def ready(self, name: str, version: str = "") -> bool:
         return bool(self._call(f"check {name}", lambda c, h: c.is_model_ready(name, version)))
 
+    def has_key(self) -> bool:
+        """Whether a control key will be sent (the restricted APIs refuse requests without one)."""
+        return bool(control_headers(self._key, protocol=self.protocol))
+
     def repository_index(self) -> list[dict]:
-        return list(self._call("read the repository index", lambda c, h: c.get_model_repository_index(headers=h)))
+        """[{'name', 'version', 'state', ...}] for every model in the repository (a restricted API)."""
+        index = self._call("read the repository index", lambda c, h: c.get_model_repository_index(headers=h))
+        if self.protocol == "grpc":
+            from google.protobuf.json_format import MessageToDict
+
+            return [MessageToDict(m, preserving_proto_field_name=True) for m in index.models]
+        return list(index)
 
     def loaded_versions(self, name: str) -> list[int]:
         """Versions of `name` the server reports READY (from the repository index)."""

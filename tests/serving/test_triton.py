@@ -76,13 +76,21 @@ def test_model_control_unload_and_load(triton) -> None:
         triton.load("no_such_model")
 
 
-def test_client_errors_are_one_line(triton) -> None:
+def test_client_errors_are_one_line(triton, monkeypatch: pytest.MonkeyPatch) -> None:
     with SerenClient(triton.http_url, model="no_such_model", retries=0) as c:
         with pytest.raises(ServiceError, match="unknown to Triton") as err:
             c.check_model()
         assert "\n" not in err.value.line()
         with pytest.raises(ServiceError, match="unknown"):
             c.score("p", ["i"])
+    # with the control key, over gRPC: the repository index comes from serving.triton.TritonControl
+    from serving.triton import CONTROL_KEY_ENV
+
+    monkeypatch.setenv(CONTROL_KEY_ENV, triton.control_key)
+    with SerenClient(triton.grpc_url, "grpc", model="no_such_model", retries=0) as c:
+        with pytest.raises(ServiceError, match=r"unknown to Triton .*\(has: .*serengpt") as err:
+            c.check_model()
+        assert "\n" not in err.value.line()
     for proto, url in (("http", triton.http_url), ("grpc", triton.grpc_url)):
         with (
             SerenClient(url, proto, model="wide_output") as c,
