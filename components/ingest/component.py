@@ -1,14 +1,13 @@
 """Ingest: any supported source -> a validated canonical dataset directory (+ row counts).
 
-The dataset artifact is the contract every later stage reads (`seren.data.load_dataset`).
+The dataset artifact is the contract every later stage reads (`seren.data.load_dataset`). The source
+dispatch is `seren.data.ingest.load_source`, the one the `seren data` import commands call too.
 """
 
 from kfp import dsl
 from kfp.dsl import Dataset, Metrics, Output
 
 from components import SEREN_IMAGE
-
-SOURCES = ("synthetic", "movielens", "csv")
 
 
 @dsl.component(base_image=SEREN_IMAGE, install_kfp_package=False)
@@ -29,33 +28,20 @@ def ingest(
     csv (path: interactions file, items_path: item catalogue or "" to derive one from the ids; csv,
     tsv or parquet; mapping/items_mapping: {canonical column: source column}) | dataset (path: a canonical
     dataset directory, e.g. from `seren data generate`)."""
-    from seren.data import Dataset as Tables
     from seren.data import save_dataset
-    from seren.errors import ConfigError
+    from seren.data.ingest import load_source
 
-    if source == "synthetic":
-        from seren.data.synthetic import SyntheticConfig, generate
-
-        ds = generate(SyntheticConfig(n_users=n_users, n_items=n_items, seed=seed))
-    elif source == "movielens":
-        from seren.data.movielens import load_movielens
-
-        ds = load_movielens(path)
-    elif source == "dataset":  # a canonical dataset dir (`seren data generate/import-*`): re-validated as is
-        from seren.data import load_dataset
-
-        ds = load_dataset(path)
-    elif source == "csv":
-        from seren.data.adapters import items_from_interactions, load_interactions, load_items
-
-        inter = load_interactions(path, mapping, event_default=event_default)
-        items = load_items(items_path, items_mapping) if items_path else items_from_interactions(inter)
-        ds = Tables(
-            interactions=inter, items=items, meta={"source": "csv", "interactions": path, "items": items_path or None}
-        )
-    else:
-        raise ConfigError(f"unknown ingest source {source!r}", "use source=synthetic, movielens, csv or dataset")
-    save_dataset(ds.validate(), dataset.path)
+    synthetic = {"n_users": n_users, "n_items": n_items, "seed": seed}
+    ds = load_source(
+        source,
+        path,
+        items_path=items_path,
+        mapping=mapping,
+        items_mapping=items_mapping,
+        event_default=event_default,
+        synthetic=synthetic,
+    )
+    save_dataset(ds, dataset.path)
     tables = {"interactions": ds.interactions, "items": ds.items, "users": ds.users, "labels": ds.labels}
     for table, df in tables.items():
         metrics.log_metric(f"{table}_rows", 0 if df is None else len(df))

@@ -110,9 +110,10 @@ def generate(
     """Generate the seeded synthetic dataset (catalogue, users, feedback-loop logs, ground-truth labels)."""
     check_generate_sizes(users, items, days, events_per_user, shift)
     check_out_dir(out, force)  # before minutes of simulation, not after
-    from seren.data import save_dataset, synthetic
+    from seren.data import save_dataset
+    from seren.data.ingest import load_source
 
-    cfg = synthetic.SyntheticConfig(
+    cfg = dict(
         n_users=users,
         n_items=items,
         seed=seed,
@@ -126,7 +127,9 @@ def generate(
     cols = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*cols, console=_err, transient=True) as bar:
         task = bar.add_task("simulating exposures", total=None)
-        ds = synthetic.generate(cfg, on_step=lambda done, total: bar.update(task, completed=done, total=total))
+        ds = load_source(
+            "synthetic", synthetic=cfg, on_step=lambda done, total: bar.update(task, completed=done, total=total)
+        )
     with _status(f"writing {out}"):
         save_dataset(ds, out, force=force)
     info = _summary(ds, out, time.perf_counter() - t0)
@@ -160,11 +163,11 @@ def import_movielens(
     """Import a MovieLens export (ml-latest, ml-latest-small, ml-25m format)."""
     check_out_dir(out, force)
     from seren.data import save_dataset
-    from seren.data.movielens import load_movielens
+    from seren.data.ingest import load_source
 
     t0 = time.perf_counter()
     with _status(f"reading MovieLens from {src}"):
-        ds = load_movielens(src, min_tag_count=min_tag_count)
+        ds = load_source("movielens", src, min_tag_count=min_tag_count)
     with _status(f"writing {out}"):
         save_dataset(ds, out, force=force)
     info = _summary(ds, out, time.perf_counter() - t0)
@@ -215,23 +218,21 @@ def import_csv(
     as_json: bool = JsonOpt,
 ) -> None:
     """Import your own logs: map columns onto the canonical schema, validate, write a dataset."""
-    from seren.data import Dataset, save_dataset
-    from seren.data.adapters import items_from_interactions, load_interactions, load_items
+    from seren.data import save_dataset
+    from seren.data.ingest import load_source
 
     inter_map, item_map = parse_mapping(mapping)
     check_out_dir(out, force)
     t0 = time.perf_counter()
-    with _status(f"reading {interactions}"):
-        inter_df = load_interactions(interactions, inter_map, event_default=event_default)
-    with _status(f"reading {items or 'item ids'}"):
-        items_df = load_items(items, item_map) if items is not None else items_from_interactions(inter_df)
-    meta = {
-        "source": "csv",
-        "interactions": str(interactions.resolve()),
-        "items": str(items.resolve()) if items is not None else None,
-        "mapping": {"interactions": inter_map, "items": item_map},
-    }
-    ds = Dataset(interactions=inter_df, items=items_df, meta=meta).validate()
+    with _status(f"reading {interactions} and {items or 'item ids'}"):
+        ds = load_source(
+            "csv",
+            interactions,
+            items_path=items,
+            mapping=inter_map,
+            items_mapping=item_map,
+            event_default=event_default,
+        )
     with _status(f"writing {out}"):
         save_dataset(ds, out, force=force)
     info = _summary(ds, out, time.perf_counter() - t0)

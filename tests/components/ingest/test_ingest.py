@@ -51,6 +51,17 @@ def test_ingest_csv_with_mapping_unit(artifact, tmp_path: Path) -> None:
     assert sorted(ds.interactions["user_id"].unique()) == ["u1", "u2"]
     assert ds.items.set_index("item_id").loc["b", "title"] == "Beta"
     assert metrics.metadata["interactions_rows"] == 3 and metrics.metadata["items_rows"] == 2
+    # the CLI reads the same source through the same dispatch (seren.data.ingest.load_source)
+    from seren.cli import main
+
+    out = tmp_path / "cli_ds"
+    maps = ["interactions.user_id=customer", "item_id=sku", "rating=stars", "timestamp=when", "items.title=name"]
+    main(["data", "import-csv", "--interactions", str(inter), "--items", str(items), "--out", str(out)]
+         + [a for m in maps for a in ("--map", m)])  # fmt: skip
+    cli = load_dataset(out)
+    pd.testing.assert_frame_equal(cli.interactions, ds.interactions)
+    pd.testing.assert_frame_equal(cli.items, ds.items)
+    assert cli.meta["mapping"] == ds.meta["mapping"] and cli.meta["interactions"] == str(inter.resolve())
 
 
 def test_ingest_bad_input_unit(artifact, tmp_path: Path) -> None:
