@@ -128,3 +128,34 @@ def test_exploration_bundle_resolves_in_one_place(tmp_path: Path) -> None:
     rec = b.record()
     assert rec["created"] == "2026-12-05T10:00:00+00:00" and rec["dir"] == str(root)
     assert rec["pair_table_sha256"] == hashlib.sha256(b"table").hexdigest()[:16]
+
+
+@pytest.mark.integration
+def test_a_run_with_an_environment_scores_with_the_deployed_card(
+    deployed, few_users: Path, triton, exploration_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No --model, no --url: the tokenizer, budget and Triton come from what dev serves."""
+    from seren.nearline import run_nearline
+    from seren.serengpt.recipe import model_recipe
+
+    monkeypatch.setenv("SEREN_TRITON_URL_DEV", triton.http_url)  # dev's live Triton
+    cfg = NearlineConfig(
+        environment="dev",
+        dataset_dir=str(few_users),
+        exploration_dir=str(exploration_dir),
+        k_main=4,
+        k_explore=3,
+        top_n=3,
+        threshold=0.0,
+        feast_target="local",
+        feast_data_dir=str(tmp_path / "features"),
+        judgments_dir="none",
+    )
+    res = run_nearline(cfg)
+    scorer = res["sources"]["scorer"]
+    assert (scorer["source"], scorer["environment"], scorer["version"]) == ("registry", "dev", 1)
+    assert cfg.triton_url == scorer["triton_url"] and triton.http_url.split("//")[-1] in cfg.triton_url
+    assert (
+        cfg.scorer_dir == scorer["model_dir"] and scorer["token_budget"] == model_recipe(cfg.scorer_dir)["token_budget"]
+    )
+    assert res["users_refreshed"] == 4 and res["items_scored"] > 0
