@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from seren.errors import ConfigError, ServiceError
-from seren.paths import seren_home
+from seren.paths import features_dir
 
 TARGETS_DIR = Path(__file__).resolve().parent / "targets"
 DEFAULT_TARGET = "local"
@@ -47,7 +47,7 @@ def resolve_target(target: str | None = None) -> str:
 
 
 def default_data_dir() -> Path:
-    return seren_home() / "features"
+    return features_dir()
 
 
 def render_config(target: str | None = None, data_dir: Path | None = None) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from seren.data.schema import _describe, is_positive
 from seren.durations import parse_duration
 from seren.errors import ConfigError, DataError
 from seren.io import write_parquet
-from seren.paths import seren_home
+from seren.paths import monitoring_dir
 
 # The contract between nearline (writer), validation (writer) and monitoring (reader).
 JUDGMENT_COLUMNS: tuple[str, ...] = (
@@ -93,12 +93,12 @@ _EMPTY_DTYPES = {
 
 def default_reference_path() -> Path:
     """Where validation records the reference judgments."""
-    return seren_home() / "monitoring" / "reference_judgments.parquet"
+    return monitoring_dir() / "reference_judgments.parquet"
 
 
 def default_current_dir() -> Path:
     """Where the nearline job appends its judgments (one parquet part per run)."""
-    return seren_home() / "monitoring" / "judgments"
+    return monitoring_dir() / "judgments"
 
 
 def validate_judgments(df: pd.DataFrame, source: str = "judgments") -> pd.DataFrame:

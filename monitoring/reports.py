@@ -15,7 +15,7 @@ from typing import Any
 import jinja2
 
 from seren.io import write_text
-from seren.paths import seren_home
+from seren.paths import evidently_workspace_dir, reports_dir
 
 SUMMARY = "summary.json"
 RUN_PAGE = "index.html"
@@ -102,11 +102,11 @@ _INDEX = _ENV.from_string(
 
 
 def default_reports_dir() -> Path:
-    return seren_home() / "reports"
+    return reports_dir()
 
 
 def default_workspace() -> Path:
-    return seren_home() / "evidently_workspace"
+    return evidently_workspace_dir()
 
 
 def render_run(summary: dict[str, Any]) -> str:

@@ -16,7 +16,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from seren.paths import seren_home
+from seren.paths import (
+    demo_dir,
+    features_dir,
+    models_dir,
+    pipeline_runs_dir,
+    reports_dir,
+    seren_home,
+    serving_dir,
+    triton_model_repository,
+)
 
 Say = Callable[[str], None]
 
@@ -116,7 +125,7 @@ def run_demo(quick: bool = False, say: Say = print) -> dict[str, Any]:
     if quick:
         from seren.llm.base import make_tiny_model
 
-        wanted["base_model"] = str(make_tiny_model(seren_home() / "models" / "tiny", seed=0))
+        wanted["base_model"] = str(make_tiny_model(models_dir() / "tiny", seed=0))
     t0 = time.monotonic()
     summary: dict[str, Any] = {"mode": "quick" if quick else "full", "seren_home": str(seren_home())}
 
@@ -155,7 +164,7 @@ def run_demo(quick: bool = False, say: Say = print) -> dict[str, Any]:
         summary["recommend"] = _recommend(say)
     summary["simulation"] = _simulation(say)
     summary["seconds"] = round(time.monotonic() - t0, 1)
-    out = write_json(seren_home() / "demo" / "summary.json", summary)
+    out = write_json(demo_dir() / "summary.json", summary)
     _final_summary(summary, out, say)
     return summary
 
@@ -165,7 +174,7 @@ def _final_summary(summary: dict[str, Any], path: Path, say: Say) -> None:
     say(f"\n{'=' * 78}\n seren demo ({summary['mode']}) finished in {summary['seconds']} s\n{'=' * 78}")
     rows = [
         ("dataset", summary["features"]["dataset"]),
-        ("feature store", str(seren_home() / "features")),
+        ("feature store", str(features_dir())),
         ("SerenGPT model", summary["serengpt"]["model"]),
         ("ablation report", summary["serengpt"]["report"]),
         ("exploration report", summary.get("exploration", {}).get("report", "-")),
@@ -174,7 +183,7 @@ def _final_summary(summary: dict[str, Any], path: Path, say: Say) -> None:
         ("nearline run", summary.get("nearline", {}).get("run_dir", "-")),
         ("drift reports", summary.get("monitoring", {}).get("reports_dir", "-")),
         ("drift report (this run)", summary.get("monitoring", {}).get("report", "-")),
-        ("pipeline runs", str(seren_home() / "pipeline_runs")),
+        ("pipeline runs", str(pipeline_runs_dir())),
         ("this summary", str(path)),
     ]
     width = max(len(k) for k, _ in rows)
@@ -223,8 +232,8 @@ def _served(model_dir: Path, dataset_dir: Path, say: Say) -> Iterator[dict[str, 
         say(f"\n== serving the dev environment's repository {repo} on tritonserver")
     else:
         say("\n== no dev deployment (validation gate closed?): export ONNX and build a repository")
-        repo = seren_home() / "triton" / "model_repository"
-        onnx_path = export_onnx(model_dir, seren_home() / "serving" / "scorer.onnx")
+        repo = triton_model_repository()
+        onnx_path = export_onnx(model_dir, serving_dir() / "scorer.onnx")
         build_model_repository(onnx_path, model_dir, repo, target="local")
     ds = load_dataset(dataset_dir)
     _, tok = load_causal_lm(model_dir)
@@ -277,7 +286,7 @@ def _monitor(wanted: dict[str, Any], dataset: Path, say: Say) -> dict[str, Any]:
     say("   drift: " + _fmt_metrics(drift))
     say(f"   drift gate failed, retraining recorded (dry run): {'yes' if triggered else 'no'}; report {report}")
     return {"run_dir": res["run_dir"], "metrics": drift, "report": str(report), "retraining_triggered": triggered,
-            "reports_dir": str(seren_home() / "reports")}  # fmt: skip
+            "reports_dir": str(reports_dir())}  # fmt: skip
 
 
 def _recommend(say: Say) -> dict[str, Any]:

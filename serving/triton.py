@@ -38,7 +38,7 @@ from types import TracebackType
 from typing import Any
 
 from seren.errors import ConfigError, ServiceError
-from seren.paths import REPO_ROOT, seren_home
+from seren.paths import REPO_ROOT, triton_dir, triton_logs_dir
 
 SETUP_FIX = "run `make setup` (it creates .venv-triton from serving/requirements-triton.txt)"
 CONTROL_KEY_ENV = "SEREN_TRITON_CONTROL_KEY"
@@ -92,7 +92,7 @@ def prepare_backends(venv: Path | None = None, dest: Path | None = None) -> Path
     stub = root / "python_backend_stubs" / pyver / "triton_python_backend_stub"
     if not stub.exists():
         raise ServiceError(f"no python-backend stub for Python {pyver} in {root}", SETUP_FIX)
-    dest = Path(dest) if dest else seren_home() / "triton" / "backends"
+    dest = Path(dest) if dest else triton_dir() / "backends"
     py = dest / "python"
     py.mkdir(parents=True, exist_ok=True)
     sources = [p for p in (root / "backends" / "python").iterdir() if p.is_file()] + [stub]
@@ -155,9 +155,7 @@ class TritonServer:
         self.grpc_port = grpc_port or free_port()
         while self.grpc_port == self.http_port:
             self.grpc_port = free_port()
-        self.log_file = (
-            Path(log_file) if log_file else seren_home() / "triton" / "logs" / f"tritonserver-{self.http_port}.log"
-        )
+        self.log_file = Path(log_file) if log_file else triton_logs_dir() / f"tritonserver-{self.http_port}.log"
         self.models = list(models or [])
         self.venv = Path(venv).resolve() if venv else triton_venv()
         self.backend_dir = Path(backend_dir) if backend_dir else None

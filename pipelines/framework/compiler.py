@@ -11,7 +11,7 @@ import yaml
 
 from pipelines.framework.discover import PipelineInfo, list_pipelines, load, pipeline_version, spec_filename
 from seren.io import write_text
-from seren.paths import seren_home
+from seren.paths import compiled_dir
 
 
 def _write_spec(info: PipelineInfo, path: Path, version: str) -> Path:
@@ -41,7 +41,7 @@ def compile(name: str, out_dir: str | os.PathLike[str] | None = None) -> Path:
     """Write `seren-<name>-<version>.yaml` into out_dir (default seren_home()/compiled)."""
     info = load(name)
     version = pipeline_version()
-    out = Path(out_dir) if out_dir is not None else seren_home() / "compiled"
+    out = Path(out_dir) if out_dir is not None else compiled_dir()
     return _write_spec(info, out / spec_filename(name, version), version)
 
 

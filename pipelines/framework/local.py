@@ -21,7 +21,7 @@ from pipelines.framework.params import coerce_params
 from seren import progress
 from seren.errors import SerenError
 from seren.io import write_json
-from seren.paths import seren_home
+from seren.paths import pipeline_runs_dir
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -129,7 +129,7 @@ def run_local(
     info = load(name)
     args = coerce_params(info, {**info.default_params, **(params or {})})
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S-%fZ")
-    root = Path(pipeline_root) if pipeline_root is not None else seren_home() / "pipeline_runs" / name / stamp
+    root = Path(pipeline_root) if pipeline_root is not None else pipeline_runs_dir() / name / stamp
     root = root.resolve()
     root.mkdir(parents=True, exist_ok=True)
     log_path = root / "run.log"

@@ -12,11 +12,11 @@ import typer
 
 from seren.commands._common import JsonOpt
 from seren.errors import ConfigError, ServiceError
-from seren.paths import seren_home
+from seren.paths import serving_dir, triton_model_repository
 
 
 def default_repo() -> Path:
-    return seren_home() / "triton" / "model_repository"
+    return triton_model_repository()
 
 
 def serve(
@@ -58,7 +58,7 @@ def serve(
         from serving.export import export_onnx
         from serving.model_repository import build_model_repository
 
-        onnx_path = export_onnx(build_from, seren_home() / "serving" / "scorer.onnx")
+        onnx_path = export_onnx(build_from, serving_dir() / "scorer.onnx")
         build_model_repository(onnx_path, build_from, repo, target="local")
     server = TritonServer(
         repo, http_port or None, grpc_port or None, log_file, models=model, startup_timeout=startup_timeout

@@ -29,7 +29,7 @@ import pandas as pd
 from seren.errors import ConfigError
 from seren.io import atomic_dir, write_json, write_text
 from seren.metrics import flatten_metrics as flat_metrics
-from seren.paths import seren_home
+from seren.paths import exploration_dir
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ FEEDBACK_FILE = "feedback.parquet"
 
 
 def default_publish_dir() -> Path:
-    return seren_home() / "exploration"
+    return exploration_dir()
 
 
 def run_clusters(

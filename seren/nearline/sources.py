@@ -198,9 +198,9 @@ def resolve_exploration(cfg: NearlineConfig) -> ExplorationBundle:
     single parts overridden by clusters_dir / pair_table / seqrec_dir. Every part must exist: a
     missing one is a one-line error that says how to publish it."""
     from seren.exploration.pair_table import TABLE_FILE
-    from seren.paths import seren_home
+    from seren.paths import exploration_dir
 
-    root = Path(cfg.exploration_dir) if cfg.exploration_dir else seren_home() / "exploration"
+    root = Path(cfg.exploration_dir) if cfg.exploration_dir else exploration_dir()
     parts = {
         "clusters": Path(cfg.clusters_dir) if cfg.clusters_dir else root / "clusters",
         "pair table": Path(cfg.pair_table) if cfg.pair_table else root / TABLE_FILE,

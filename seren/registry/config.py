@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from seren.errors import ConfigError
-from seren.paths import seren_home
+from seren.paths import registry_dir, seren_home
 
 DEFAULT_FILE = Path(__file__).resolve().parent / "environments.yaml"
 ENV_VAR = "SEREN_ENVIRONMENTS"
@@ -165,4 +165,4 @@ def registry_uri(uri: str | None = None, config: EnvironmentsConfig | None = Non
         return os.environ["SEREN_REGISTRY"]
     if config is not None and config.registry:
         return config.registry
-    return str(seren_home() / "registry")
+    return str(registry_dir())

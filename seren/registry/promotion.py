@@ -229,10 +229,10 @@ def deploy_version(env: Environment, vdir: Path, n: int, smoke_tolerance: float)
         if why_not:
             info["verification"] = f"skipped: no local Triton ({why_not})"
         else:
-            from seren.paths import seren_home
+            from seren.paths import triton_logs_dir
             from serving.triton import TritonServer
 
-            log = seren_home() / "triton" / "logs" / f"verify-{env.name}-{n}.log"
+            log = triton_logs_dir() / f"verify-{env.name}-{n}.log"
             try:
                 with TritonServer(repo, log_file=log, startup_timeout=120) as server:
                     info["smoke"] = _load_and_check(

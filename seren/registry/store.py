@@ -36,7 +36,7 @@ from typing import Any
 
 from seren.errors import ConfigError, DataError, SerenError, ServiceError
 from seren.io import atomic_dir, atomic_path
-from seren.paths import seren_home
+from seren.paths import registry_cache_dir, tmp_dir
 
 MANIFEST = "manifest.json"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
@@ -503,7 +503,7 @@ class GCSBackend(Backend):
 
     @contextlib.contextmanager
     def staging(self, model: str) -> Iterator[Path]:
-        base = seren_home() / "tmp"
+        base = tmp_dir()
         base.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix="gcs-stage-", dir=base))
         try:
@@ -577,7 +577,7 @@ class GCSBackend(Backend):
 
     def cache_dir(self, model: str, version: int) -> Path:
         tag = hashlib.sha1(self.uri.encode()).hexdigest()[:12]
-        return seren_home() / "registry_cache" / tag / model / str(version)
+        return registry_cache_dir() / tag / model / str(version)
 
     def local_copy(self, model: str, version: int, only: list[str] | None = None) -> Path:
         """Download into <home>/registry_cache (once); every use re-verifies the hashes."""

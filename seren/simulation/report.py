@@ -12,7 +12,7 @@ from typing import Any
 import jinja2
 
 from seren.io import write_json, write_text
-from seren.paths import seren_home
+from seren.paths import reports_dir
 
 COLORS = ["#444444", "#d62728", "#ff7f0e", "#1f77b4", "#2ca02c", "#9467bd", "#8c564b"]
 
@@ -236,7 +236,7 @@ def write_report(
     `machine` (a benchmark's load record) goes into the JSON so a figure always travels with how
     quiet the machine was when it was taken.
     """
-    out = Path(out_dir) if out_dir else seren_home() / "reports"
+    out = Path(out_dir) if out_dir else reports_dir()
     payload = {"result": result, "sweep": sweep, "replay": replay}
     if machine is not None:
         payload["machine"] = machine

@@ -61,7 +61,7 @@ def test_cli_slate_json_and_text(store: Any, cache: Any, capsys: pytest.CaptureF
         (["--user", "u00002"], 2, "no cached recommendations"),
         (["--user", "r-x", "--k", "0"], 2, "k=0 is out of range"),
         (["--user", "r-x", "--serendipity", "-1"], 2, "negative slot count"),
-        (["--user", "r-x", "--max-age", "soon"], 2, "bad duration 'soon'"),
+        (["--user", "r-x", "--max-age", "soon"], 2, "--max-age 'soon' is not a positive duration"),
         (["--user", "r-x", "--target", "mars"], 2, "unknown feature store target 'mars'"),
     ],
 )
