@@ -47,6 +47,23 @@ def _progress(it: Any, total: int, desc: str) -> Any:
     return progress(it, total=total, desc=desc)
 
 
+def _run_pipeline(cfg: Any, shards: int) -> dict[str, Any]:
+    """plan -> ParallelFor(shards) -> commit: the nearline pipeline itself (kfp.local), never a second
+    orchestration of its stages; returns the commit's summary (+ where the run's files are)."""
+    import json
+
+    import pipelines
+
+    def on_event(kind: str, task: str, detail: str) -> None:
+        if kind in ("start", "done", "failed"):
+            typer.echo(f"nearline: {kind} {task} {detail}".rstrip(), err=True)
+
+    res = pipelines.run_local("nearline", {**cfg.model_dump(), "shards": shards}, on_event=on_event)
+    commit = next(t for name, t in res["tasks"].items() if name.rsplit("/", 1)[-1] == "nearline-commit")
+    uri = str(commit["artifacts"]["summary"]["uri"]).removeprefix("file://")
+    return {**json.loads(Path(uri).read_text()), "pipeline_run": res["run_dir"]}
+
+
 @app.command("run")
 @model_options(NearlineConfig)
 def run(
@@ -75,9 +92,7 @@ def run(
     if shards > 1:
         if every:
             raise ConfigError("--shards with --every is not supported", "schedule the nearline pipeline with shards=S")
-        from seren.nearline.shard import run_sharded
-
-        res = run_sharded(cfg, shards, on_stage=_stage)
+        res = _run_pipeline(cfg, shards)
         emit(res, as_json, _human(res))
         return
     if not every:

@@ -1,8 +1,8 @@
 """Nearline past one machine: the changed users of a window split into S shards.
 
-A nearline tick becomes plan -> S shard tasks -> commit (the nearline pipeline runs the shards as a
-Kubeflow `dsl.ParallelFor` and the commit after a `dsl.Collected` fan-in; `run_sharded` does the
-same in one process):
+A nearline tick becomes plan -> S shard tasks -> commit: the nearline pipeline (the one definition
+of that DAG; `seren nearline run --shards S` runs it with kfp.local) runs the shards as a Kubeflow
+`dsl.ParallelFor` and the commit after a `dsl.Collected` fan-in:
 
 - `plan_window` reads the watermark and the event log once and fixes the window
   (watermark_before, window_end]: every shard works on exactly that window, so events arriving
@@ -261,29 +261,6 @@ def commit_window(
                 shards=n_shards,
             )
             summary["watermark_after"] = rec["watermark"]
-    return summary
-
-
-def run_sharded(
-    cfg: NearlineConfig,
-    n_shards: int = 1,
-    shards: Iterable[int] | None = None,
-    store: Any | None = None,
-    on_stage: StageCallback | None = None,
-) -> dict[str, Any]:
-    """plan -> shards -> commit in one process (what the pipeline runs as S Kubeflow tasks).
-
-    `shards`: run only these shards and do not commit (one worker's part; `seren nearline run
-    --shards S --shard i`); the watermark then moves on a later full run or commit."""
-    store = store if store is not None else open_store(cfg.feast_target, cfg.feast_data_dir)
-    t0 = time.perf_counter()
-    window = plan_window(cfg, n_shards, store=store)
-    chosen = list(range(n_shards)) if shards is None else [int(s) for s in shards]
-    results = [run_shard(cfg, window, s, store=store, on_stage=on_stage) for s in chosen]
-    if shards is not None:
-        return {"window": window, "shards": results, "committed": False}
-    summary = commit_window(cfg, window, results, store=store)
-    summary["seconds"] = round(time.perf_counter() - t0, 3)
     return summary
 
 

@@ -14,11 +14,19 @@ import pytest
 
 from seren.errors import DataError, ServiceError
 from seren.nearline import WatermarkStore, nearline_dir, open_store
-from seren.nearline.shard import commit_window, plan_window, run_sharded, shard_of, shard_users
+from seren.nearline.shard import commit_window, plan_window, run_shard, shard_of, shard_users
 from seren.registry.store import ConflictError
 from tests.nearline.test_nearline import frozen, make_cfg, online
 
 pytestmark = pytest.mark.integration
+
+
+def run_sharded(cfg, n_shards: int, store=None) -> dict:
+    """plan -> every shard -> commit in this process (the stages one at a time, as the pipeline runs them)."""
+    store = store if store is not None else open_store(cfg.feast_target, cfg.feast_data_dir)
+    window = plan_window(cfg, n_shards, store=store)
+    results = [run_shard(cfg, window, s, store=store) for s in range(n_shards)]
+    return commit_window(cfg, window, results, store=store)
 
 
 def _judgments(d: Path) -> pd.DataFrame:

@@ -38,10 +38,6 @@ ALLOWED: dict[str, dict[str, str]] = {
         "outside a run: left to issue 15 item 2 (ingest/features config once)"
         for name in ("features", "serengpt_training")
     },
-    "seren/nearline/shard.py": {
-        "nearline": "`run_sharded` (plan -> shards -> commit in-process, `seren nearline run --shards`) is "
-        "owned by the nearline part of issue 15; listed here until it runs the pipeline"
-    },
     "benchmarks/nearline.py": {"nearline": "times plan_window / run_shard / commit_window one by one"},
     "benchmarks/sft_cache_speed.py": {
         "serengpt_training": "builds its input table (profiles -> labels) and times only the SFT loop, no stage"
