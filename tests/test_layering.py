@@ -1,7 +1,7 @@
 """The layers stay visible in the tree: an AST check over every module, function-level imports included.
 
 - core (seren/data, profiles, llm, serengpt, exploration, metrics.py) and the platform
-  modules (paths, durations, errors, io, progress) import no serving, monitoring, feature_repo,
+  modules (paths, durations, errors, io, progress, locks, gcs, resume) import no serving, monitoring, feature_repo,
   pipelines or components code, and nothing of the application layer (registry, nearline,
   simulation, commands, cli, recommend, demo, publish);
 - KFP (`kfp`) is imported only in components/ and pipelines/; Feast (`feast`) only in feature_repo/.
@@ -29,6 +29,9 @@ PLATFORM_FILES = (
     "seren/errors.py",
     "seren/io.py",
     "seren/progress.py",
+    "seren/locks.py",
+    "seren/gcs.py",
+    "seren/resume.py",
 )
 FORBIDDEN_IN_CORE = (
     "serving",

@@ -57,7 +57,7 @@ class WatermarkStore:
         return str(Path(self.location) / WATERMARK_FILE)
 
     def _blob(self) -> Any:
-        from seren.registry.store import gcs_client
+        from seren.gcs import gcs_client
 
         assert self._gs is not None
         prefix = (self._gs.group(2) or "").strip("/")
@@ -69,9 +69,9 @@ class WatermarkStore:
         if self._gs:
             from google.api_core import exceptions as gexc
 
-            from seren.registry.store import _gcs_errors
+            from seren.gcs import gcs_errors
 
-            with _gcs_errors("read the nearline watermark", self.uri):
+            with gcs_errors("read the nearline watermark", self.uri):
                 try:
                     text = self._blob().download_as_text()
                 except gexc.NotFound:
@@ -102,9 +102,9 @@ class WatermarkStore:
             **info,
         }
         if self._gs:
-            from seren.registry.store import _gcs_errors
+            from seren.gcs import gcs_errors
 
-            with _gcs_errors("write the nearline watermark", self.uri):
+            with gcs_errors("write the nearline watermark", self.uri):
                 self._blob().upload_from_string(json.dumps(rec, indent=2), content_type="application/json")
         else:
             write_json(Path(self.uri), rec)
@@ -113,7 +113,7 @@ class WatermarkStore:
     @contextlib.contextmanager
     def run_lock(self, lock_dir: str | os.PathLike[str]) -> Iterator[None]:
         """One run at a time per store (fails at once, naming the holder, when another run is busy)."""
-        from seren.registry.store import file_lock
+        from seren.locks import file_lock
 
         with file_lock(Path(lock_dir) / LOCK_FILE, blocking=False):
             yield

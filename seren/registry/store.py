@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import hashlib
 import json
 import logging
@@ -34,8 +33,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from seren.errors import ConfigError, DataError, SerenError, ServiceError
+from seren.errors import ConfigError, DataError
+from seren.gcs import gcs_client, gcs_errors
 from seren.io import atomic_dir, atomic_path
+from seren.locks import ConflictError, file_lock  # noqa: F401 - also imported from here by older callers
 from seren.paths import registry_cache_dir, tmp_dir
 
 MANIFEST = "manifest.json"
@@ -44,12 +45,6 @@ _SHA_RE = re.compile(r"^[0-9a-f]{64}$")
 _STORAGE_RE = re.compile(r"^uploads/[0-9a-f]{8,64}$")
 TAMPERED_FIX = "the registry was tampered with or damaged: do not use this version; register the model again"
 log = logging.getLogger(__name__)
-
-
-class ConflictError(SerenError):
-    """Someone else changed the same thing first (a version number, a pointer, a promotion lock)."""
-
-    exit_code = 4
 
 
 class IntegrityError(DataError):
@@ -169,10 +164,6 @@ def verify_files(root: Path, files: dict[str, dict[str, Any]], only: list[str] |
             )
 
 
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
-
-
 class Backend(ABC):
     """What the registry needs from a storage medium."""
 
@@ -218,30 +209,6 @@ class Backend(ABC):
 
 
 # ------------------------------------------------------------------------------------------- local
-
-
-@contextlib.contextmanager
-def file_lock(path: Path, blocking: bool = True) -> Iterator[Any]:
-    """An exclusive fcntl lock on `path` (created if needed); held until the block ends or the process dies."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fh = open(path, "a+")
-    try:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip()
-            raise ConflictError(
-                f"{path} is locked by another process ({holder or 'unknown holder'})",
-                "wait for it to finish and retry",
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(f"pid {os.getpid()} since {_now()}")
-        fh.flush()
-        yield fh
-    finally:
-        fh.close()  # releases the lock
 
 
 def _make_read_only(root: Path) -> None:
@@ -409,58 +376,6 @@ def parse_audit_lines(raw: bytes, where: str) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------------------------- gcs
 
 
-def _gcs_errors(what: str, uri: str):  # noqa: ANN202 - context manager
-    @contextlib.contextmanager
-    def wrap() -> Iterator[None]:
-        from google.api_core import exceptions as gexc
-
-        try:
-            yield
-        except gexc.PreconditionFailed:
-            raise  # the caller turns a lost compare-and-swap into a ConflictError
-        except (gexc.Forbidden, gexc.Unauthorized) as exc:
-            raise ServiceError(
-                f"access to {uri} denied while trying to {what} ({exc.code})",
-                "check GOOGLE_APPLICATION_CREDENTIALS and the bucket's IAM permissions",
-            ) from None
-        except gexc.NotFound as exc:
-            raise ConfigError(
-                f"{uri}: not found while trying to {what} ({' '.join(str(exc.message).split())[:160]})",
-                "create the bucket first (gsutil mb gs://BUCKET) or fix the gs:// URI",
-            ) from None
-        except gexc.GoogleAPICallError as exc:
-            raise ServiceError(
-                f"Google Cloud Storage failed to {what} at {uri}: {' '.join(str(exc).split())[:200]}",
-                "check the network and retry",
-            ) from None
-        except OSError as exc:
-            raise ServiceError(
-                f"Google Cloud Storage unreachable while trying to {what} at {uri}: {exc}",
-                "check the network (or STORAGE_EMULATOR_HOST) and retry",
-            ) from None
-
-    return wrap()
-
-
-def gcs_client() -> Any:
-    """A storage client; anonymous against an emulator (STORAGE_EMULATOR_HOST), default credentials otherwise."""
-    from google.cloud import storage
-
-    if os.environ.get("STORAGE_EMULATOR_HOST"):
-        from google.auth.credentials import AnonymousCredentials
-
-        return storage.Client(
-            project=os.environ.get("GOOGLE_CLOUD_PROJECT", "seren-test"), credentials=AnonymousCredentials()
-        )
-    try:
-        return storage.Client()
-    except Exception as exc:  # google.auth.exceptions.DefaultCredentialsError and friends
-        raise ConfigError(
-            f"no Google Cloud credentials for the gs:// registry ({type(exc).__name__})",
-            "run `gcloud auth application-default login` or set GOOGLE_APPLICATION_CREDENTIALS",
-        ) from None
-
-
 class GCSBackend(Backend):
     """gs://bucket/prefix/<model>/versions/<v>/manifest.json -> files under <model>/uploads/<id>/;
     <model>/envs/<env>.json; audit/<time>-<id>.json."""
@@ -479,7 +394,7 @@ class GCSBackend(Backend):
         return "/".join(p for p in (self.prefix, *parts) if p)
 
     def _err(self, what: str):  # noqa: ANN202
-        return _gcs_errors(what, self.uri)
+        return gcs_errors(what, self.uri)
 
     def list_models(self) -> list[str]:
         with self._err("list models"):
