@@ -10,6 +10,11 @@ The ablation compares, in one run: item popularity; the unexpectedness x relevan
 positive history, times the item's positive-engagement rate among other users); the zero-shot
 base LLM; SFT only; SFT + IPO (and DPO when asked). The baselines only see behaviour before the
 profile cutoff and never the judged (user, item) pair itself, like the LLM prompts.
+
+Split by concern: the metrics of one scorer are in `seren.serengpt.judge_metrics`, the non-LLM
+baselines in `seren.serengpt.baselines`, one user's ad-hoc scoring (`seren serengpt score`) in
+`seren.serengpt.score_items` (all re-exported here); this module runs the ablation, renders it,
+flattens its metrics and picks the shipped model.
 """
 
 from __future__ import annotations
@@ -26,9 +31,12 @@ import pandas as pd
 
 from seren import metrics as M
 from seren.data.dataset import Dataset
-from seren.data.schema import is_positive
 from seren.errors import DataError
-from seren.llm.calibration import apply_calibration, fit_calibration, identity
+from seren.serengpt.baselines import heuristic_scores, popularity_scores
+from seren.serengpt.judge_metrics import best_f1_threshold as best_f1_threshold
+from seren.serengpt.judge_metrics import evaluate_scores
+from seren.serengpt.judge_metrics import expected_calibration_error as expected_calibration_error
+from seren.serengpt.score_items import score_user_items as score_user_items
 
 log = logging.getLogger(__name__)
 
@@ -42,154 +50,6 @@ TABLE_COLUMNS = [
     ("hit@1", "Hit@1"),
     ("ndcg@3", "NDCG@3"),
 ]
-
-
-# ------------------------------------------------------------------ metrics of one scorer
-
-
-def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> float:
-    """Sum over equal-width probability bins of |accuracy - confidence| weighted by bin size."""
-    labels = np.asarray(labels, dtype=float)
-    probs = np.clip(np.asarray(probs, dtype=float), 0.0, 1.0)
-    if len(probs) == 0:
-        return 0.0
-    bins = np.minimum((probs * n_bins).astype(int), n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        m = bins == b
-        if m.any():
-            ece += m.mean() * abs(labels[m].mean() - probs[m].mean())
-    return float(ece)
-
-
-def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
-    """The score threshold (predict positive at >= t) that maximises F1 on these rows."""
-    from sklearn.metrics import precision_recall_curve
-
-    labels = np.asarray(labels)
-    if labels.min() == labels.max():
-        return 0.5
-    prec, rec, thr = precision_recall_curve(labels, scores)
-    f1 = np.where(prec + rec > 0, 2 * prec * rec / np.maximum(prec + rec, 1e-12), 0.0)[:-1]
-    return float(thr[int(np.argmax(f1))])
-
-
-def _split_users(users: np.ndarray, val_frac: float, seed: int) -> tuple[set[str], set[str]]:
-    order = np.random.default_rng(seed).permutation(np.sort(np.unique(users)))
-    n_val = int(round(val_frac * len(order)))
-    n_val = min(max(n_val, 1), len(order) - 1) if len(order) >= 2 else 0
-    return set(order[:n_val].tolist()), set(order[n_val:].tolist())
-
-
-def evaluate_scores(df: pd.DataFrame, val_frac: float = 0.3, seed: int = 0, n_bins: int = 10) -> dict[str, Any]:
-    """Metrics of one scorer on `df[user_id, item_id, label, score]`.
-
-    `val_frac` of the users are the validation users: the calibration map and the F1 threshold are
-    fitted on them, and ECE, Brier and F1 of the calibrated score are reported on the others, so
-    those numbers are not optimistic (`ece_raw`: the raw score on every row). AUCs and ranking
-    metrics use every row (calibration is monotone). Undefined metrics (one class) are None.
-    """
-    from sklearn.metrics import average_precision_score, f1_score, roc_auc_score
-
-    for col in ("user_id", "label", "score"):
-        if col not in df.columns:
-            raise DataError(f"scores frame lacks column {col!r}", "pass user_id, item_id, label and score")
-    if len(df) == 0:
-        raise DataError("no candidates to evaluate", "build evaluation candidates for at least one held-out user")
-    if df["score"].isna().any():
-        raise DataError(f"{int(df['score'].isna().sum())} missing score(s)", "score every candidate")
-    y = df["label"].to_numpy().astype(int)
-    s = df["score"].to_numpy().astype(float)
-    two = y.min() != y.max()
-    out: dict[str, Any] = {
-        "n": int(len(df)),
-        "n_users": int(df["user_id"].nunique()),
-        "positive_rate": float(y.mean()),
-        "roc_auc": float(roc_auc_score(y, s)) if two else None,
-        "pr_auc": float(average_precision_score(y, s)) if two else None,
-        "ece_raw": expected_calibration_error(y, s, n_bins),
-        "brier_raw": float(np.mean((s - y) ** 2)),
-    }
-    val_users, test_users = _split_users(df["user_id"].to_numpy(), val_frac, seed)
-    val = df["user_id"].isin(val_users).to_numpy()
-    test = df["user_id"].isin(test_users).to_numpy() if val.any() else np.ones(len(df), dtype=bool)
-    # Calibration (issue 12): a monotone map fitted on the validation users only; ECE/Brier/F1 are
-    # the calibrated scores' on the other users, so they are what a served score would achieve.
-    users = df["user_id"].astype(str).to_numpy()
-    cal = fit_calibration(y[val], s[val], groups=users[val], seed=seed) if val.any() else identity()
-    c = np.asarray(apply_calibration(cal, s), dtype=float)
-    out["calibration"] = cal
-    out["ece"] = expected_calibration_error(y[test], c[test], n_bins)
-    out["brier"] = float(np.mean((c[test] - y[test]) ** 2))
-    out["mean_calibrated_score"] = float(c[test].mean())
-    out["val_roc_auc"] = float(roc_auc_score(y[val], s[val])) if val.any() and len(set(y[val])) == 2 else None
-    thr = best_f1_threshold(y[val], c[val]) if val.any() else best_f1_threshold(y, c)
-    out["threshold"] = thr
-    out["f1"] = float(f1_score(y[test], (c[test] >= thr).astype(int), zero_division=0))
-    out["judged_share_at_0.5"] = float((c[test] >= 0.5).mean())
-    if "item_id" in df.columns:
-        ranking = M.rank_by_score(df, ks=(1, 3), seed=seed)
-        out.update({k: ranking[k] for k in ("hit@1", "ndcg@3", "mrr") if k in ranking})
-        out["ranked_users"] = int(ranking["ranked_users"])
-    return out
-
-
-# ------------------------------------------------------------------ baselines
-
-
-def _history(ds: Dataset, candidates: pd.DataFrame, as_of: Any | None) -> pd.DataFrame:
-    """Behaviour the baselines may use: before the cutoff, never the judged pairs themselves."""
-    inter = ds.interactions
-    if as_of is not None:
-        inter = inter[inter["timestamp"] < pd.Timestamp(as_of)]
-    judged = pd.MultiIndex.from_frame(candidates[["user_id", "item_id"]].astype(str))
-    keys = pd.MultiIndex.from_frame(inter[["user_id", "item_id"]].astype(str))
-    inter = inter[~keys.isin(judged)]
-    return inter.assign(pos=is_positive(inter).to_numpy())
-
-
-def _by_cutoff(candidates: pd.DataFrame, as_of: Any | None) -> list[tuple[Any | None, np.ndarray]]:
-    """Groups of candidate rows that share a cutoff: explicit `as_of`, else each row's profile snapshot."""
-    if as_of is not None or "as_of" not in candidates.columns or candidates["as_of"].isna().all():
-        return [(as_of, np.arange(len(candidates)))]
-    cut = pd.to_datetime(candidates["as_of"], utc=True)
-    return [(c, np.flatnonzero((cut == c).to_numpy())) for c in cut.dropna().unique()] + (
-        [(None, np.flatnonzero(cut.isna().to_numpy()))] if cut.isna().any() else []
-    )
-
-
-def popularity_scores(ds: Dataset, candidates: pd.DataFrame, as_of: Any | None = None) -> np.ndarray:
-    """Positive engagements per item before the cutoff (what a popularity recommender ranks by), in [0, 1]."""
-    candidates = candidates.reset_index(drop=True)
-    out = np.zeros(len(candidates))
-    for cut, rows in _by_cutoff(candidates, as_of):
-        hist = _history(ds, candidates, cut)
-        counts = hist[hist["pos"]].groupby("item_id").size()
-        out[rows] = candidates["item_id"].iloc[rows].astype(str).map(counts).fillna(0.0).to_numpy(dtype=float)
-    return out / out.max() if out.max() > 0 else out
-
-
-def heuristic_scores(ds: Dataset, candidates: pd.DataFrame, as_of: Any | None = None) -> np.ndarray:
-    """Recommenders' serendipity: unexpectedness(item | user history) x relevance(item).
-
-    Unexpectedness is 1 - mean category similarity ("Top/Sub": 1 same sub, 0.5 same top) to the
-    items the user engaged with before the cutoff; relevance is the item's Laplace-smoothed
-    positive rate among exposures to it before the cutoff (other users only: judged pairs are
-    excluded).
-    """
-    candidates = candidates.reset_index(drop=True)
-    cats = ds.items.set_index(ds.items["item_id"].astype(str))["category"].astype(str).to_dict()
-    sim = M.category_similarity_fn(cats)
-    out = np.zeros(len(candidates))
-    for cut, rows in _by_cutoff(candidates, as_of):
-        hist = _history(ds, candidates, cut)
-        g = hist.groupby("item_id")["pos"].agg(["sum", "count"])
-        rel = ((g["sum"] + 1.0) / (g["count"] + 2.0)).to_dict()
-        positives = hist[hist["pos"]].groupby("user_id")["item_id"].agg(list).to_dict()
-        sub = candidates.iloc[rows]
-        for r, u, i in zip(rows, sub["user_id"].astype(str), sub["item_id"].astype(str), strict=True):
-            out[r] = M.unexpectedness(i, positives.get(u, []), sim) * rel.get(i, 0.5)
-    return out
 
 
 # ------------------------------------------------------------------ ablation
@@ -469,75 +329,3 @@ def evaluate_artifacts(
     if model_out is not None:
         stats["alignment_kept"] = float(results["selection"]["alignment_kept"])
     return stats, md, ablation_html(results)
-
-
-def score_user_items(
-    model: str | os.PathLike[str],
-    user: str,
-    item_ids: list[str],
-    data: str | os.PathLike[str] | None = None,
-    token_budget: int | None = None,
-    batch_size: int = 16,
-    history: list[str] | None = None,
-    exclude: list[str] | None = None,
-) -> tuple[list[dict[str, Any]], str]:
-    """Score candidates for one user from a dataset: (rows with item_id/score/title/category, profile text).
-
-    The profile is built from the user's whole history, or only from the items in `history`,
-    or without the items in `exclude`, with the prompt recipe the model was trained with (its
-    card's token budget and profile knobs); items are rendered like in training (`item_text`).
-    """
-    from seren.data.dataset import load_dataset
-    from seren.errors import ConfigError
-    from seren.llm.base import resolve_base_model
-    from seren.llm.card import read_model_card
-    from seren.llm.scorer import SerenScorer
-    from seren.profiles.build import build_profiles
-    from seren.profiles.history import profile_for_history
-    from seren.profiles.text import item_text, load_tokenizer
-    from seren.serengpt.recipe import model_recipe, profile_config
-
-    ids = list(dict.fromkeys(str(i).strip() for i in item_ids if str(i).strip()))
-    if not ids:
-        raise DataError("empty candidate list: nothing to score", "pass item ids, e.g. --items i00001,i00002")
-    model_path = resolve_base_model(model)
-    source = read_model_card(model_path).get("source", {})
-    data = data or source.get("dataset_dir")
-    if not data:
-        raise ConfigError("no dataset given and the model card names none", "pass --data DIR (the dataset to read)")
-    ds = load_dataset(data)
-    known = set(ds.interactions["user_id"].astype(str))
-    if ds.users is not None:
-        known |= set(ds.users["user_id"].astype(str))
-    if user not in known:
-        raise DataError(f"unknown user id {user!r} in {data}", "pass a user id that appears in the dataset")
-    items = ds.items.set_index(ds.items["item_id"].astype(str))
-    unknown = [i for i in ids if i not in items.index]
-    if unknown:
-        raise DataError(
-            f"{len(unknown)} unknown item id(s) (e.g. {', '.join(map(repr, unknown[:3]))}) in {data}",
-            "pass item ids from the dataset's items table",
-        )
-    recipe = model_recipe(model_path, token_budget)
-    budget, pcfg = int(recipe["token_budget"]), profile_config(recipe)
-    tok = load_tokenizer(model_path)
-    if history is None and not exclude:
-        profile = build_profiles(ds, tok, users=[user], token_budget=budget, config=pcfg)
-    else:
-        profile = profile_for_history(ds, tok, user, history, exclude, token_budget=budget, config=pcfg)
-    profile_text = str(profile["profile_text"].iloc[0])
-    texts = item_text(items.loc[ids].reset_index(drop=True)).tolist()
-    raw = SerenScorer.from_pretrained(model_path).score(profile_text, texts, batch_size=batch_size)
-    from seren.llm.calibration import load_calibration
-
-    probs = apply_calibration(load_calibration(model_path), raw)  # the card's calibrated probability
-    rows = [
-        {
-            "item_id": i,
-            "score": float(p),
-            "title": str(items.at[i, "title"]),
-            "category": str(items.at[i, "category"]),
-        }
-        for i, p in zip(ids, probs, strict=True)
-    ]
-    return rows, profile_text
