@@ -344,7 +344,7 @@ class TritonControl:
     """The project's one client of Triton's model-control API: load, unload, repository index,
     readiness (HTTP by default; `protocol="grpc"` for a gRPC endpoint). Sends the control key (`key`,
     else $SEREN_TRITON_CONTROL_KEY); failures are one-line `error` exceptions (ServiceError; promotion
-    uses its DeploymentError). serving.client.SerenClient and seren.registry.promotion use it."""
+    uses its DeploymentError). serving.client.SerenClient and seren.registry.triton_deploy use it."""
 
     error: type[ServiceError] = ServiceError
     failed = "could not"  # wording of a refused request (promotion says "failed to")

@@ -50,9 +50,9 @@ def test_train_register_promote_explore_nearline_recommend_drift(
     from seren.profiles.io import build_profiles_file
     from seren.publish import push_pair_table
     from seren.registry import Registry
-    from seren.registry.promotion import TritonControl, reference_scores
     from seren.registry.registry import MODEL_DIR
     from seren.registry.steps import export_step, register_step, validate_step
+    from seren.registry.triton_deploy import TritonControl, reference_scores
     from seren.serengpt.align import align_artifact
     from seren.serengpt.evaluate import evaluate_artifacts
     from seren.serengpt.labeling import run_labeling

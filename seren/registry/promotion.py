@@ -6,7 +6,7 @@ promotion to the same environment fails at once):
 1. checks: validation report passed (never overridable); the version has been in the environment
    this one `requires`; champion/challenger on the evaluation metric against the environment's
    current version (not worse beyond the tolerance). The last two yield to ``force`` + a reason.
-2. deploy: the version's ONNX + tokenizer become a new Triton version number in the environment's
+2. deploy (seren/registry/triton_deploy.py): the version's ONNX + tokenizer become a new Triton version number in the environment's
    model repository (serving.model_repository.build_model_repository); with a live Triton URL the
    ensemble is (re)loaded through the model-control API (which reloads its tokenizer and scorer),
    Triton must then report exactly the new version READY for all three (it can keep an old scorer
@@ -23,231 +23,32 @@ the rollback is what bounds that window.
 from __future__ import annotations
 
 import contextlib
-import shutil
-import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from seren.errors import ConfigError, SerenError, ServiceError
+from seren.errors import ConfigError, SerenError
 from seren.registry.config import Environment, EnvironmentsConfig, load_environments, registry_uri
 from seren.registry.registry import DEFAULT_MODEL, MODEL_DIR, ONNX_DIR, TOKENIZER_DIR, Registry, now, who
 from seren.registry.store import ConflictError, Pointer, file_lock
-from serving.triton import TritonControl as _TritonControl
-
-TRITON_MODELS = ("tokenizer", "scorer", "serengpt")  # the ensemble last
-ENSEMBLE = "serengpt"
-# The multi-candidate ensemble (serving.model_repository writes it when the export has packed.onnx).
-PACKED_MODELS = ("packer", "packed_scorer", "serengpt_packed")
-HISTORY_KEPT = 20
-# Fixed smoke texts: plain, unicode + newline, a very short pair.
-SMOKE_PAIRS = [
-    ("Reads science fiction and listens to jazz.", "A cookbook of coastal soups"),
-    ("Hikes on weekends\nTop categories: Books/Nature, Music/Folk — café reviews", "Guide to birds of the coast"),
-    ("x", "y"),
-]
+from seren.registry.triton_deploy import (
+    HISTORY_KEPT,
+    DeploymentError,
+    TritonControl,
+    deploy_version,
+    prune_versions,
+    remove_version,
+    restore_serving,
+    triton_versions,
+)
 
 
 class PromotionRefused(SerenError):
     """A promotion check failed; nothing was deployed."""
 
 
-class DeploymentError(ServiceError):
-    """Loading or smoke-testing the new version failed; it was rolled back."""
-
-
-# ------------------------------------------------------------------------------------------ Triton
-
-
-class TritonControl(_TritonControl):
-    """serving.triton.TritonControl (the one model-control client; sends the control key) raising
-    DeploymentError, so a failed load rolls the promotion back."""
-
-    error = DeploymentError
-    failed = "failed to"
-
-
-# --------------------------------------------------------------------------------------- repository
-
-
-def triton_versions(repo: Path) -> list[int]:
-    """Version numbers present for the ensemble in a model repository."""
-    d = repo / ENSEMBLE
-    return sorted(int(p.name) for p in d.iterdir() if p.is_dir() and p.name.isdigit()) if d.is_dir() else []
-
-
-def _remove_version(repo: Path, n: int) -> None:
-    for m in TRITON_MODELS + PACKED_MODELS:
-        shutil.rmtree(repo / m / str(n), ignore_errors=True)
-
-
-def _prune(repo: Path, keep: int) -> list[int]:
-    versions = triton_versions(repo)
-    old = versions[:-keep] if keep < len(versions) else []
-    for n in old:
-        _remove_version(repo, n)
-    return old
-
-
 def lock_path(env: Environment) -> Path:
     repo = Path(env.model_repository)
     return repo.parent / f".{repo.name}.promote.lock"
-
-
-def reference_scores(onnx_path: Path, tokenizer_dir: Path, profiles: list[str], items: list[str]) -> np.ndarray:
-    """The graph's scores in-process: seren's prompt format, left padding (as SerenScorer.encode), ONNX Runtime.
-
-    Built independently of the Triton tokenizer model on purpose: the smoke test compares the two paths.
-    """
-    import onnxruntime as ort
-    from transformers import AutoTokenizer
-
-    from seren.llm.prompts import build_prompt
-
-    tok = AutoTokenizer.from_pretrained(str(tokenizer_dir))
-    tok.padding_side = "left"
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
-    enc = tok(
-        [build_prompt(tok, p, i) for p, i in zip(profiles, items, strict=True)], padding=True, return_tensors="np"
-    )
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    feed = {"input_ids": enc["input_ids"].astype(np.int64), "attention_mask": enc["attention_mask"].astype(np.int64)}
-    return np.asarray(sess.run(["score"], feed)[0], dtype=np.float32).reshape(-1)
-
-
-def smoke_test(url: str, onnx_path: Path, tokenizer_dir: Path, tolerance: float) -> dict[str, Any]:
-    """Score SMOKE_PAIRS through Triton's `serengpt`; they must be finite and match ONNX Runtime in-process."""
-    from serving.client import SerenClient
-
-    profiles, items = [p for p, _ in SMOKE_PAIRS], [i for _, i in SMOKE_PAIRS]
-    ref = reference_scores(onnx_path, tokenizer_dir, profiles, items)
-    try:
-        with SerenClient(url, retries=1, timeout=120.0) as client:
-            client.check_model()
-            got = client.score(profiles, items)
-    except SerenError as exc:
-        raise DeploymentError(f"smoke inference failed: {exc.problem}", "see the Triton log") from None
-    out = {"n": len(items), "scores": [float(x) for x in got], "reference": [float(x) for x in ref]}
-    if not np.all(np.isfinite(got)) or np.any((got < 0) | (got > 1)):
-        raise DeploymentError(f"smoke inference returned invalid scores {out['scores']}", "check the exported model")
-    diff = float(np.max(np.abs(got - ref))) if np.all(np.isfinite(ref)) else float("inf")
-    out["max_abs_diff"] = diff
-    if diff > tolerance:
-        raise DeploymentError(
-            f"smoke inference differs from ONNX Runtime in-process by {diff:.3g} (> {tolerance})",
-            "the served repository does not match the registered version",
-        )
-    return out
-
-
-def _local_triton_available() -> str | None:
-    """None when a local tritonserver can be started here, else why not."""
-    try:
-        from serving.triton import pytriton_server_dir
-
-        pytriton_server_dir()
-    except SerenError as exc:
-        return exc.problem
-    return None
-
-
-def _load_and_check(
-    control: TritonControl, n: int, onnx: Path, tok: Path, tolerance: float, repo: Path
-) -> dict[str, Any]:
-    from serving.model_repository import verify_repository
-
-    verify_repository(repo)  # the weights Triton is about to read (per-pair and packed) are the recorded ones
-    control.load(ENSEMBLE)  # (re)loads the composing tokenizer and scorer too; checked below
-    packed = (repo / PACKED_MODELS[-1] / str(n)).is_dir()
-    if packed:
-        verify_repository(repo, [PACKED_MODELS[-1]])
-        control.load(PACKED_MODELS[-1])
-    for m in TRITON_MODELS + (PACKED_MODELS if packed else ()):
-        loaded = control.loaded_versions(m)
-        if loaded != [n]:
-            raise DeploymentError(
-                f"Triton serves {m} versions {loaded} after loading, expected [{n}]", "see the Triton log"
-            )
-    return smoke_test(control.url, onnx, tok, tolerance)
-
-
-def _restore(control: TritonControl, repo: Path) -> dict[str, Any]:
-    """After removing a failed version: reload what is left (or unload when nothing is)."""
-    left = triton_versions(repo)
-    if left:
-        from serving.model_repository import verify_repository
-
-        verify_repository(repo)
-        control.load(ENSEMBLE)
-        return {"serving_triton_version": left[-1], "ready": control.ready(ENSEMBLE)}
-    with contextlib.suppress(DeploymentError):
-        control.unload(ENSEMBLE)
-        for m in ("scorer", "tokenizer"):
-            control.unload(m)
-    return {"serving_triton_version": None}
-
-
-def deploy_version(env: Environment, vdir: Path, n: int, smoke_tolerance: float) -> dict[str, Any]:
-    """Write Triton version `n` of the registry version in `vdir` into env's repository, load, smoke-test.
-
-    On any failure version `n` is removed and the server reloaded before the error propagates.
-    """
-    from serving.model_repository import build_model_repository
-
-    repo = Path(env.model_repository)
-    onnx = vdir / ONNX_DIR / "model.onnx"
-    tok = vdir / MODEL_DIR if (vdir / MODEL_DIR / "tokenizer.json").is_file() else vdir / TOKENIZER_DIR
-    engine = vdir / ONNX_DIR / "model.plan"
-    info: dict[str, Any] = {"model_repository": str(repo), "triton_version": n, "target": env.target}
-    t0 = time.perf_counter()
-    try:
-        build_model_repository(
-            onnx, tok, repo, target=env.target, version=n, engine_path=engine if engine.is_file() else None
-        )
-    except BaseException:
-        _remove_version(repo, n)
-        raise
-    if env.triton_url:
-        control = TritonControl(env.triton_url)
-        try:
-            info["smoke"] = _load_and_check(control, n, onnx, tok, smoke_tolerance, repo)
-        except BaseException as exc:
-            _remove_version(repo, n)
-            try:
-                info["restored"] = _restore(control, repo)
-            except SerenError as exc2:
-                info["restored"] = {"error": exc2.problem}
-            if isinstance(exc, SerenError):
-                exc.rollback = info["restored"]  # type: ignore[attr-defined]
-            raise
-        info["served_by"] = env.triton_url
-        info["verification"] = "live"
-    elif env.verify == "local-triton":
-        why_not = _local_triton_available()
-        if why_not:
-            info["verification"] = f"skipped: no local Triton ({why_not})"
-        else:
-            from seren.paths import triton_logs_dir
-            from serving.triton import TritonServer
-
-            log = triton_logs_dir() / f"verify-{env.name}-{n}.log"
-            try:
-                with TritonServer(repo, log_file=log, startup_timeout=120) as server:
-                    info["smoke"] = _load_and_check(
-                        TritonControl(server.http_url, key=server.control_key), n, onnx, tok, smoke_tolerance, repo
-                    )
-            except BaseException:
-                _remove_version(repo, n)
-                raise
-            info["verification"] = f"local-triton (temporary server, log {log})"
-        info["served_by"] = None
-    else:
-        info["verification"] = "none (repository written only)"
-        info["served_by"] = None
-    info["deploy_s"] = round(time.perf_counter() - t0, 2)
-    return info
 
 
 # ---------------------------------------------------------------------------------------- promotion
@@ -341,11 +142,11 @@ def _run_locked(
     try:
         new_ptr = reg.swap_pointer(model, env.name, data, ptr.generation)
     except ConflictError as exc:
-        _remove_version(repo, n)
-        restored = _restore(TritonControl(env.triton_url), repo) if env.triton_url else None
+        remove_version(repo, n)
+        restored = restore_serving(TritonControl(env.triton_url), repo) if env.triton_url else None
         attempt.finish("conflict", exc.problem, triton_version=n, rolled_back=restored or True)
         raise
-    pruned = _prune(repo, cfg.promotion.keep_triton_versions)
+    pruned = prune_versions(repo, cfg.promotion.keep_triton_versions)
     rec = attempt.finish("ok", "", triton_version=n)
     return {
         **{k: v for k, v in rec.items() if k not in ("result", "detail")},

@@ -20,8 +20,9 @@ import pytest
 
 from seren.errors import ConfigError
 from seren.registry import ConflictError, DeploymentError, PromotionRefused, Registry, load_environments, promote
-from seren.registry.promotion import SMOKE_PAIRS, TritonControl, lock_path, triton_versions
+from seren.registry.promotion import lock_path
 from seren.registry.store import file_lock
+from seren.registry.triton_deploy import SMOKE_PAIRS, TritonControl, triton_versions
 from serving.client import SerenClient
 
 from .conftest import FAILED, PASSED, race, run_seren, seren_cli
