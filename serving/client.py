@@ -185,7 +185,7 @@ class SerenClient:
         """Fail with a one-line reason unless the model is loaded, ready and has the SerenGPT interface."""
         ready = self._call(lambda: self.client.is_model_ready(self.model), "model readiness check")
         if not ready:
-            from serving.triton import CONTROL_KEY_ENV, TritonControl
+            from serving.triton_control import CONTROL_KEY_ENV, TritonControl
 
             control = TritonControl(self.url, timeout=self.timeout, protocol=self.protocol)
             if not control.has_key():  # the index is a restricted (model-control) API: without the key, say both

@@ -19,7 +19,7 @@ import numpy as np
 from seren.errors import SerenError, ServiceError
 from seren.registry.config import Environment
 from seren.registry.registry import MODEL_DIR, ONNX_DIR, TOKENIZER_DIR
-from serving.triton import TritonControl as _TritonControl
+from serving.triton_control import TritonControl as _TritonControl
 
 TRITON_MODELS = ("tokenizer", "scorer", "serengpt")  # the ensemble last
 ENSEMBLE = "serengpt"
