@@ -220,7 +220,7 @@ def shards_main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     from seren.exploration.novelty import NoveltyModel
-    from seren.exploration.pair_table import build_pair_table_task, merge_pair_table
+    from seren.exploration.pair_table_shards import build_pair_table_task, merge_pair_table
     from seren.io import write_json
     from seren.llm.base import load_causal_lm
 

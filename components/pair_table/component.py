@@ -52,7 +52,7 @@ def pair_table(
 @dsl.component(base_image=SEREN_IMAGE, install_kfp_package=False)
 def pair_table_tasks(tasks: int = 1) -> List[int]:  # noqa: UP006 - KFP reads typing.List
     """The ParallelFor items: one index per pair-table task."""
-    from seren.exploration.pair_table import task_indices
+    from seren.exploration.pair_table_shards import task_indices
 
     return task_indices(tasks)
 
@@ -73,7 +73,7 @@ def pair_table_shard(
     work_dir: str = "",
 ) -> dict:
     """One fan-out task: its round-robin share of the table's fixed parts (resumable in work_dir)."""
-    from seren.exploration.pair_table import run_pair_table_task
+    from seren.exploration.pair_table_shards import run_pair_table_task
 
     res = run_pair_table_task(
         model.path,
@@ -103,7 +103,7 @@ def pair_table_merge(
     feast_data_dir: str = "",
 ):
     """The fan-in: every part exactly once, every answer a valid novel cluster -> the table (+ Feast)."""
-    from seren.exploration.pair_table import run_pair_table_merge
+    from seren.exploration.pair_table_shards import run_pair_table_merge
 
     out = run_pair_table_merge([p.path for p in parts], table.path, results)
     if push_to_feast:

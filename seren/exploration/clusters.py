@@ -36,6 +36,7 @@ import pandas as pd
 
 from seren.errors import ConfigError, DataError
 from seren.io import atomic_dir, atomic_path
+from seren.paths import cache_dir as home_cache_dir
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def embed_texts(
     if not texts:
         raise DataError("no texts to embed", "pass a non-empty items table")
     mdir = Path(model_dir) if model_dir else embedding_model_dir()
-    cache = Path(cache_dir) if cache_dir else cache_dir() / "embeddings"
+    cache = Path(cache_dir) if cache_dir else home_cache_dir() / "embeddings"
     h = hashlib.sha256(_fingerprint(mdir).encode())
     for t in texts:
         h.update(b"\x00" + t.encode("utf-8"))

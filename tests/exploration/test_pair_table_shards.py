@@ -13,11 +13,10 @@ import pandas as pd
 import pytest
 
 from seren.errors import DataError
-from seren.exploration.pair_table import (
+from seren.exploration.pair_table import build_pair_table, load_pair_table
+from seren.exploration.pair_table_shards import (
     PLAN,
-    build_pair_table,
     build_pair_table_task,
-    load_pair_table,
     merge_pair_table,
     task_indices,
     task_parts,
