@@ -67,6 +67,10 @@ def train(
         if value is not None and value < 1:
             raise ConfigError(f"{name} must be >= 1, got {value}", f"pass a positive {name}")
     _check_run_dir(out, force)
+    from seren.llm.base import is_base_model_alias, resolve_base_model
+
+    if not is_base_model_alias(base_model):  # a path or cached hub name: refuse it before a run starts
+        resolve_base_model(base_model)
     params: dict[str, Any] = {"source": "dataset", "path": str(data.resolve()), "base_model": base_model, "seed": seed}
     params["loss"] = loss
     for name, value in (
@@ -97,7 +101,7 @@ def train(
         (out / ARTIFACT_MARKER).touch()  # a later run recognises its own directory
         summary = run_training(data, out, params, threads=threads, say=_say)
     except BaseException:
-        _drop_if_empty(out, created)
+        _drop_created(out, created)
         raise
     result = {k: summary[k] for k in ("model_dir", "sft_model_dir", "aligned_model_dirs", "seconds", "run_dir")}
     result.update(
@@ -213,9 +217,9 @@ def _check_run_dir(out: Path, force: bool) -> None:
     )
 
 
-def _drop_if_empty(out: Path, created: bool) -> None:
-    """After a failure: remove an --out this run created when nothing but the marker landed in it."""
-    if created and out.is_dir() and all(p.name == ARTIFACT_MARKER for p in out.iterdir()):
+def _drop_created(out: Path, created: bool) -> None:
+    """After a failure: remove an --out this run created (a failed command leaves nothing behind)."""
+    if created and out.is_dir():
         shutil.rmtree(out, ignore_errors=True)
 
 

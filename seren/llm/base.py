@@ -159,6 +159,11 @@ def _check_causal_lm(path: Path) -> Path:
     return path
 
 
+def is_base_model_alias(name: str) -> bool:
+    """A bundled model's short name ('smollm2'): resolving it imports weights, so callers check it cheaply."""
+    return str(name).strip().lower() in _ALIASES
+
+
 def resolve_base_model(name_or_path: str | os.PathLike[str] = DEFAULT_BASE_MODEL) -> Path:
     """'smollm2' | local HF dir | hub name already in the local HF cache -> a local causal-LM dir."""
     name = str(name_or_path).strip()
