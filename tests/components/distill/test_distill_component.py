@@ -20,7 +20,7 @@ def test_distill_component_unit(artifact, training_data: Path, tiny_model_dir: P
         model=model,
         metrics=metrics,
         base_model=str(tiny_model_dir),
-        max_steps=2,
+        sft_steps=2,
         max_examples=16,
         batch_size=4,
     )
@@ -29,7 +29,7 @@ def test_distill_component_unit(artifact, training_data: Path, tiny_model_dir: P
     assert not Path(f"{model.path}.work").exists(), "the stage work dir (checkpoints) is cleaned up"
     card = json.loads((out / "model_card.json").read_text())
     m = metrics.metadata
-    assert m["steps"] == 2 and m["data_n_train"] == card["data"]["n_train"] == 16
+    assert m["steps"] == 2 and m["data.n_train"] == card["data"]["n_train"] == 16
     assert m["loss_first"] > 0 and model.metadata["stage"] == "sft"
 
 
@@ -58,7 +58,7 @@ def test_distill_component_local(kfp_local, training_data: Path, tiny_model_dir:
     @dsl.pipeline(name="distill-local-test")
     def pipe(td_uri: str, base_model: str):
         td = dsl.importer(artifact_uri=td_uri, artifact_class=dsl.Dataset, reimport=False)
-        distill(training_data=td.output, base_model=base_model, max_steps=2, max_examples=8, batch_size=4)
+        distill(training_data=td.output, base_model=base_model, sft_steps=2, max_examples=8, batch_size=4)
 
     pipe(td_uri=str(training_data), base_model=str(tiny_model_dir))
     models = sorted(Path(kfp_local).rglob("distill/model"))
