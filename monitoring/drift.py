@@ -1,6 +1,8 @@
 """One monitoring run: reference vs current judgments -> Evidently reports -> gates -> pass / fail / no_data.
 
-Reference = the judgments recorded at validation time; current = the nearline judgments inside
+Reference = the judgments recorded at validation time: with an environment, those registered with
+the version deployed there (seren.registry.registry.resolve_reference), else an explicit path,
+else the local default file the last passing validation wrote; current = the nearline judgments inside
 the time window (end - window, end]. With a dataset (its interactions), judgments get feedback
 (a later positive engagement with the judged item) and the run adds judgment quality
 (precision/recall of "serendipitous") and recommender quality (Evidently's recsys metrics on
@@ -60,11 +62,14 @@ def run_drift(
     k: int = 10,
     feedback_horizon: str | None = "7d",
     run_id: str | None = None,
+    environment: str | None = None,
 ) -> dict[str, Any]:
     """Run the monitoring reports and gates once; returns the run summary (also written as summary.json).
 
     reference/current: a judgments file or directory (or a DataFrame); defaults are
-    `default_reference_path()` and `default_current_dir()`. window: "1d", "12h", ... or "all".
+    `default_reference_path()` and `default_current_dir()`. environment: take the reference from
+    the registry version deployed there (not with `reference`); the summary's
+    sources.reference_from records which was used (registry version, path or default path). window: "1d", "12h", ... or "all".
     end: "now" (default), "latest" (newest current judgment) or an ISO time. workspace: a directory
     (default seren_home()/evidently_workspace) or False to skip it. Status "no_data" when the window
     holds no judgments; "fail" when any gate fails (then `drifted` is True).
@@ -74,7 +79,23 @@ def run_drift(
         raise ConfigError(f"k={k} must be >= 1", "pass --k 10 (the slate length to evaluate)")
     length = parse_window(window)
     horizon = parse_window(feedback_horizon) if feedback_horizon else None
+    ref_from: dict[str, Any]
+    if environment:
+        if isinstance(reference, pd.DataFrame) or reference not in (None, ""):
+            raise ConfigError(
+                f"both a reference and environment {environment!r} given",
+                "pass --reference PATH or --environment ENV (the deployed version's reference), not both",
+            )
+        from seren.registry.registry import resolve_reference
+
+        ref_from = resolve_reference(environment)
+        reference = ref_from["path"]
+    elif isinstance(reference, pd.DataFrame):
+        ref_from = {"source": "dataframe"}
+    else:
+        ref_from = {"source": "path" if reference not in (None, "") else "default path"}
     ref, ref_src = _judgments(reference, default_reference_path(), "reference")
+    ref_from.setdefault("path", ref_src)
     cur_all, cur_src = _judgments(current, default_current_dir(), "current")
     if ref.empty:
         raise DataError(
@@ -101,7 +122,12 @@ def run_drift(
         "status": "no_data",
         "drifted": False,
         "message": None,
-        "sources": {"reference": ref_src, "current": cur_src, "dataset": str(dataset) if ds is not None else None},
+        "sources": {
+            "reference": ref_src,
+            "reference_from": ref_from,
+            "current": cur_src,
+            "dataset": str(dataset) if ds is not None else None,
+        },
         "window": {
             "length": window or "all",
             "start": (stop - length).isoformat() if length is not None else None,

@@ -5,7 +5,8 @@ pipeline's dsl.If tests: kfp.local 2.17 evaluates a condition on a task output o
 channel is `<task>-Output`; a NamedTuple output such as `drifted` fails to resolve there and the
 false branch is taken silently. The status (pass / fail / no_data) is in the summary artifact's
 metadata, the Evidently drift report an HTML artifact (the KFP UI shows it), the gate values metrics. Judgments are read from paths (the nearline job's parts
-folder and the validation-time reference), not artifacts: they outlive any one pipeline run.
+folder and the validation-time reference), not artifacts: they outlive any one pipeline run. With
+`environment`, the reference is the one registered with the version deployed there.
 """
 
 from kfp import dsl
@@ -28,10 +29,12 @@ def judgment_drift(
     reports_dir: str = "",
     workspace: str = "",
     k: int = 10,
+    environment: str = "",
 ) -> str:
     """reference/current "" = $SEREN_HOME/monitoring/{reference_judgments.parquet,judgments}; window "1d" or
     "all"; end now | latest | ISO time; dataset: a dataset folder for feedback + recommender quality;
-    gates: {max_drift_share, max_score_psi, min_score_ks_pvalue, max_precision_drop, min_feedback_rows}."""
+    gates: {max_drift_share, max_score_psi, min_score_ks_pvalue, max_precision_drop, min_feedback_rows};
+    environment: take the reference registered with the version deployed there (reference must be "")."""
     import json
     import shutil
     from pathlib import Path
@@ -48,6 +51,7 @@ def judgment_drift(
         reports_dir=reports_dir or None,
         workspace=workspace or None,
         k=k,
+        environment=environment or None,
     )
     Path(summary.path).parent.mkdir(parents=True, exist_ok=True)
     Path(summary.path).write_text(json.dumps(res, indent=2, default=str))

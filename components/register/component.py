@@ -4,7 +4,7 @@ immutable registry version (local dir or gs://), with a generated model card."""
 from typing import NamedTuple
 
 from kfp import dsl
-from kfp.dsl import Artifact, Input, Markdown, Model, Output
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Model, Output
 
 from components import SEREN_IMAGE
 
@@ -17,11 +17,13 @@ def register_model(
     evaluation: Input[Artifact],
     evaluation_report: Input[Markdown],
     registered: Output[Artifact],
+    judgments: Input[Dataset] = None,
     registry: str = "",
     model_name: str = "serengpt",
     environments: str = "",
 ) -> NamedTuple("Outputs", [("version", int), ("registry", str)]):
-    """registry: directory or gs://bucket/prefix ("" = $SEREN_REGISTRY / the environments file's)."""
+    """registry: directory or gs://bucket/prefix ("" = $SEREN_REGISTRY / the environments file's).
+    judgments: validate's judgments, stored in the version as monitoring's reference for it."""
     from collections import namedtuple
 
     from seren.registry.steps import register_step
@@ -38,6 +40,7 @@ def register_model(
         model_name,
         environments,
         meta,
+        reference_judgments=judgments.path if judgments is not None else None,
     )
     registered.metadata.update({"model": model_name, "version": man["version"], "registry": man["registry"]})
     return namedtuple("Outputs", ["version", "registry"])(man["version"], man["registry"])

@@ -29,7 +29,8 @@ def validate_scorer(
     publish_reference: bool = True,
 ) -> str:
     """passed: "true" when every evaluable gate passed (skipped gates, e.g. no GPU, do not fail).
-    With `dataset`, the sample's judgments are the `judgments` output and, when passed, monitoring's reference."""
+    With `dataset`, the sample's judgments are the `judgments` output (register stores them in the version as
+    monitoring's reference for it) and, when passed, also the local default reference file."""
     from seren.registry.steps import validate_step
 
     result, flat = validate_step(

@@ -1,6 +1,7 @@
 """seren-monitoring: Evidently drift of SerenGPT judgments, gated retraining.
 
-judgment drift (reference = validation-time judgments, current = nearline judgments in the window)
+judgment drift (reference = validation-time judgments: with `environment`, those registered with the
+version deployed there; current = nearline judgments in the window)
 -> dsl.If(drifted == "true") -> trigger the retraining pipeline (SerenGPT training by default): a
 Kubeflow run when `kfp_host` (or $SEREN_KFP_HOST in the step's environment) is set, else a local
 run. Schedule it next to the nearline job, e.g. `seren pipeline schedule monitoring --every 1d`.
@@ -36,10 +37,12 @@ def pipeline(
     kfp_host: str = "",
     experiment: str = "seren",
     dry_run: bool = False,
+    environment: str = "",
 ) -> HTML:
     """Paths "" = $SEREN_HOME defaults (reference_judgments.parquet, judgments/, reports/, evidently_workspace/).
     target_pipeline/target_params: what a drift starts; kfp_host "" = $SEREN_KFP_HOST or a local run;
-    dry_run: alert only (record what would start, start nothing)."""
+    dry_run: alert only (record what would start, start nothing); environment: compare against the reference
+    judgments registered with the version deployed there (dev, staging, prod; reference must be "")."""
     drift = judgment_drift(
         reference=reference,
         current=current,
@@ -50,6 +53,7 @@ def pipeline(
         reports_dir=reports_dir,
         workspace=workspace,
         k=k,
+        environment=environment,
     ).set_display_name("judgment drift (Evidently)")
     drift.set_caching_options(False)  # reads judgments that change between runs
     # the drift step's single output is its drifted flag (see components/drift: kfp.local resolves

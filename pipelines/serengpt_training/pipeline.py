@@ -177,6 +177,7 @@ def pipeline(
             validation=val.outputs["report"],
             evaluation=ev.outputs["results"],
             evaluation_report=ev.outputs["report"],
+            judgments=val.outputs["judgments"],
             registry=registry,
             environments=environments,
         ).set_display_name("register")

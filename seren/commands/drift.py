@@ -42,6 +42,13 @@ def _show(res: dict[str, Any]) -> None:
         f"window {w['start'] or 'beginning'} -> {w['end']} ({w['length']}); "
         f"rows: reference {res['rows']['reference']}, current {res['rows']['current']}"
     )
+    src = res["sources"]["reference_from"]
+    if src["source"] == "registry":
+        console.print(
+            f"reference: {src['model']} v{src['version']} deployed to {src['environment']} ({src['registry']})"
+        )
+    else:
+        console.print(f"reference: {src['path']} ({src['source']})")
     if res["columns"]:
         t = Table(title="judgment drift (Evidently)")
         t.add_column("column", no_wrap=True, min_width=max(len(c["column"]) for c in res["columns"]))
@@ -94,7 +101,14 @@ def drift(
         None,
         "--reference",
         "-r",
-        help="Reference judgments (parquet/csv file or folder) (default: $SEREN_HOME/monitoring/reference_judgments.parquet).",
+        help="Reference judgments (parquet/csv file or folder) (default: $SEREN_HOME/monitoring/reference_judgments.parquet, "
+        "the last passing validation's).",
+    ),
+    environment: str | None = typer.Option(
+        None,
+        "--environment",
+        "-e",
+        help="Use the reference judgments registered with the version deployed to this environment (dev, staging, prod).",
     ),
     current: Path | None = typer.Option(
         None,
@@ -131,6 +145,7 @@ def drift(
     res = run_drift(
         reference,
         current,
+        environment=environment,
         window=window,
         end=end,
         dataset=dataset,

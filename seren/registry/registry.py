@@ -29,6 +29,8 @@ FORMAT = 1
 MODEL_DIR, ONNX_DIR, TOKENIZER_DIR = "model", "onnx", "tokenizer"
 PACKED_ONNX = "packed.onnx"
 CARD, EVALUATION, EVALUATION_MD, VALIDATION = "model_card.md", "evaluation.json", "evaluation.md", "validation.json"
+# the validated model's judgments on held-out candidates: monitoring's reference for this version
+REFERENCE = "reference_judgments.parquet"
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".gguf", ".onnx", ".plan", ".ckpt")
 
 
@@ -114,11 +116,14 @@ class Registry:
         card: str | os.PathLike[str] | None = None,
         version: int | None = None,
         metadata: dict[str, Any] | None = None,
+        reference_judgments: str | os.PathLike[str] | None = None,
     ) -> dict[str, Any]:
         """Store a new immutable version; returns its manifest.
 
         onnx: a .onnx file or a directory holding model.onnx (+ model.plan, export.json). The
         tokenizer comes from model_dir, else tokenizer_dir (required when only ONNX is given).
+        reference_judgments: the validate step's judgments (parquet), stored as `REFERENCE` so that
+        monitoring compares against the version an environment serves (`resolve_reference`).
         """
         check_name("model", model)
         if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
@@ -154,6 +159,11 @@ class Registry:
         metrics = evaluation_metrics(ev) if ev is not None else {}
         if ev is not None and not metrics:
             raise DataError("the evaluation report holds no numeric metrics", "pass the evaluation metrics JSON")
+        ref = Path(reference_judgments) if reference_judgments is not None else None
+        if ref is not None and not (ref.is_file() and ref.suffix == ".parquet"):
+            raise DataError(
+                f"reference judgments {ref} is not a parquet file", "pass the judgments the validate step wrote"
+            )
         meta = dict(metadata or {})
 
         with self.backend.staging(model) as stage:
@@ -174,6 +184,8 @@ class Registry:
                 shutil.copy2(evaluation_report, stage / EVALUATION_MD)
             if card is not None:
                 shutil.copy2(card, stage / CARD)
+            if ref is not None:
+                shutil.copy2(ref, stage / REFERENCE)
             files = file_table(stage)  # hashed once; only a generated card changes per attempt
             manifest: dict[str, Any] = {
                 "format": FORMAT,
@@ -189,6 +201,7 @@ class Registry:
                 },
                 "has_model_dir": mdir is not None,
                 "has_onnx": bool(onnx_files),
+                "has_reference_judgments": ref is not None,
                 "metadata": meta,
             }
             attempts = 1 if version is not None else 20
@@ -271,6 +284,47 @@ class Registry:
             if ptr.version is not None:
                 serving[env] = ptr.version
         return {**man, "current_in": [e for e, pv in serving.items() if pv == v], "environments": serving}
+
+
+def resolve_reference(
+    environment: str, model: str = DEFAULT_MODEL, environments: str | os.PathLike[str] | None = None
+) -> dict[str, Any]:
+    """Monitoring's reference for `environment`: environment -> the version deployed there (its
+    pointer) -> that version's registered reference judgments, verified against the manifest.
+
+    Returns {source: "registry", environment, registry, model, version, path, sha256}. A validated
+    version that was never deployed cannot become the reference of the one that serves.
+    """
+    from seren.registry.config import load_environments, registry_uri
+
+    envs = load_environments(str(environments) if environments else None)
+    env = envs.env(environment)  # unknown environment: one line naming the configured ones
+    reg = Registry(registry_uri(None, envs))
+    version = reg.pointer(model, env.name).version
+    if version is None:
+        raise ConfigError(
+            f"no {model} version is deployed to environment {env.name!r} (registry {reg.uri}), so there are no "
+            "reference judgments to compare with",
+            f"promote one first (`seren registry promote {model} VERSION {env.name}`) or pass --reference PATH",
+        )
+    man = reg.manifest(model, version)
+    entry = man.get("files", {}).get(REFERENCE)
+    if entry is None:
+        raise ConfigError(
+            f"{model} v{version} deployed to {env.name!r} holds no reference judgments (registered before they "
+            "travelled with versions, or validated without a dataset)",
+            "promote a version registered by the training pipeline, or pass --reference PATH",
+        )
+    path = reg.local_copy(model, version, only=[REFERENCE]) / REFERENCE
+    return {
+        "source": "registry",
+        "environment": env.name,
+        "registry": reg.uri,
+        "model": model,
+        "version": int(version),
+        "path": str(path),
+        "sha256": entry["sha256"],
+    }
 
 
 def open_registry(uri: str | os.PathLike[str] | None = None) -> Registry:

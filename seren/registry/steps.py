@@ -66,10 +66,11 @@ def validate_step(
 ) -> tuple[dict[str, Any], dict[str, float]]:
     """Gate the export against the torch scorer on the held-out candidates; (report, flat metrics).
 
-    With a dataset, the exported graph's judgments on the sample are written to `judgments_path` and,
-    when every gate passed and `publish_reference`, recorded as monitoring's reference
-    (monitoring.judgments.default_reference_path): drift is measured against what was validated,
-    and a model that failed validation never becomes the reference.
+    With a dataset, the exported graph's judgments on the sample are written to `judgments_path`
+    (register stores them in the version: monitoring with an environment compares against the
+    deployed version's) and, when every gate passed and `publish_reference`, also to the local
+    default reference (monitoring.judgments.default_reference_path, used when drift is given no
+    environment and no path). A model that failed validation never becomes a reference.
     """
     import tempfile
 
@@ -149,14 +150,20 @@ def register_step(
     model: str = "serengpt",
     environments: str = "",
     metadata: dict[str, Any] | None = None,
+    reference_judgments: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Register the merged model + its export + reports; writes the manifest to out_path and returns it."""
+    """Register the merged model + its export + reports; writes the manifest to out_path and returns it.
+
+    reference_judgments: the validate step's judgments (its `judgments` output; skipped when that
+    step had no dataset and wrote none): they travel with the version, so monitoring resolves the
+    reference of the version an environment serves (seren.registry.registry.resolve_reference)."""
     from seren.registry.config import load_environments, registry_uri
     from seren.registry.registry import Registry
 
     uri = registry_uri(registry or None, load_environments(environments or None))
     reg = Registry(uri)
     ev_md = Path(evaluation_report) if evaluation_report else None
+    ref = Path(reference_judgments) if reference_judgments else None
     man = reg.register(
         model,
         model_dir=model_dir,
@@ -165,6 +172,7 @@ def register_step(
         evaluation=evaluation,
         evaluation_report=ev_md if ev_md is not None and ev_md.is_file() else None,
         metadata=metadata,
+        reference_judgments=ref if ref is not None and ref.is_file() else None,
     )
     write_json(out_path, {**man, "registry": reg.uri})
     return {**man, "registry": reg.uri}
