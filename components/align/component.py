@@ -18,35 +18,23 @@ def align(
     metrics: Output[Metrics],
     loss: str = "ipo",
     beta: float = 0.1,
-    max_steps: int = 30,
-    max_examples: int = 0,
-    learning_rate: float = 0.0002,
+    pref_steps: int = 30,
+    pref_learning_rate: float = 0.0002,
+    pref_max_examples: int = 0,
+    pref_batch_size: int = 8,
     lora_r: int = 8,
     lora_alpha: int = 16,
-    batch_size: int = 8,
-    seed: int = 0,
     lora_layers: int = 0,
+    seed: int = 0,
 ):
-    """loss: ipo | dpo; max_examples: 0 = every preference pair; lora_layers: LoRA on the
+    """The preference subset of seren.serengpt.config.LoraTrainingConfig (its fields, defaults and
+    checks): loss: ipo | dpo; pref_max_examples: 0 = every preference pair; lora_layers: LoRA on the
     top N decoder blocks only (0 = all)."""
     from seren.serengpt.align import align_artifact
+    from seren.serengpt.config import LoraTrainingConfig
 
-    stats = align_artifact(
-        training_data.path,
-        sft_model.path,
-        model.path,
-        loss=loss,
-        beta=beta,
-        max_steps=max_steps,
-        max_examples=max_examples or None,
-        learning_rate=learning_rate,
-        lora_r=lora_r,
-        lora_alpha=lora_alpha,
-        batch_size=batch_size,
-        seed=seed,
-        lora_layers=lora_layers or None,
-        progress=False,
-    )
+    cfg = LoraTrainingConfig.from_params(locals())
+    stats = align_artifact(training_data.path, sft_model.path, model.path, **cfg.pref_kwargs())
     model.metadata.update({"stage": f"sft+{loss}"})
     for key, value in stats.items():
         metrics.log_metric(key, value)

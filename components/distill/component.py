@@ -16,33 +16,23 @@ def distill(
     model: Output[Model],
     metrics: Output[Metrics],
     base_model: str = "smollm2",
-    max_steps: int = 60,
+    sft_steps: int = 60,
+    sft_learning_rate: float = 0.0005,
     max_examples: int = 0,
-    learning_rate: float = 0.0005,
+    batch_size: int = 8,
     lora_r: int = 8,
     lora_alpha: int = 16,
-    batch_size: int = 8,
-    seed: int = 0,
     lora_layers: int = 0,
+    seed: int = 0,
 ):
-    """base_model: 'smollm2' or a HF causal-LM dir; max_examples: 0 = every SFT example; lora_layers: LoRA on the
-    top N decoder blocks only (0 = all; fewer is cheaper on CPU)."""
+    """The SFT subset of seren.serengpt.config.LoraTrainingConfig (its fields, defaults and checks):
+    base_model: 'smollm2' or a HF causal-LM dir; max_examples: 0 = every SFT example; lora_layers: LoRA
+    on the top N decoder blocks only (0 = all; fewer is cheaper on CPU)."""
+    from seren.serengpt.config import LoraTrainingConfig
     from seren.serengpt.sft import distill_artifact
 
-    stats = distill_artifact(
-        training_data.path,
-        model.path,
-        base_model,
-        max_steps=max_steps,
-        max_examples=max_examples or None,
-        learning_rate=learning_rate,
-        lora_r=lora_r,
-        lora_alpha=lora_alpha,
-        batch_size=batch_size,
-        seed=seed,
-        lora_layers=lora_layers or None,
-        progress=False,
-    )
+    cfg = LoraTrainingConfig.from_params(locals())
+    stats = distill_artifact(training_data.path, model.path, **cfg.sft_kwargs())
     model.metadata.update({"stage": "sft", "base_model": base_model})
     for key, value in stats.items():
         metrics.log_metric(key, value)

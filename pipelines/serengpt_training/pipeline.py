@@ -74,6 +74,7 @@ def pipeline(
     beta: float = 0.1,
     pref_steps: int = 30,
     pref_learning_rate: float = 0.0002,
+    pref_max_examples: int = 0,
     lora_r: int = 8,
     lora_alpha: int = 16,
     batch_size: int = 8,
@@ -87,8 +88,10 @@ def pipeline(
     human_train_movies_dir: str = "",
 ) -> Outputs:
     """base_model: 'smollm2' or a HF causal-LM dir; loss: ipo | dpo; teacher: none | local | openai;
-    max_examples: 0 = every SFT example; batch_size / pref_batch_size: SFT examples / preference pairs
-    per step (a pair costs ~4 forwards); lora_layers: LoRA on the top N blocks only (0 = all);
+    the training knobs are seren.serengpt.config.LoraTrainingConfig's fields (same defaults);
+    max_examples / pref_max_examples: 0 = every SFT example / preference pair; batch_size /
+    pref_batch_size: SFT examples / preference pairs per step (a pair costs ~4 forwards); lora_layers:
+    LoRA on the top N blocks only (0 = all);
     human_dir: a Serendipity-2018 survey (folder or answers.csv; '' = skip) whose judgments the shipped
     model is compared with (human agreement step), joined with the MovieLens folder human_movies_dir;
     human_train_dir: a survey whose judgments join the training data as human labels (labeling step;
@@ -122,9 +125,9 @@ def pipeline(
     sft = distill(
         training_data=lab.outputs["training_data"],
         base_model=base_model,
-        max_steps=sft_steps,
+        sft_steps=sft_steps,
+        sft_learning_rate=sft_learning_rate,
         max_examples=max_examples,
-        learning_rate=sft_learning_rate,
         lora_r=lora_r,
         lora_alpha=lora_alpha,
         batch_size=batch_size,
@@ -136,11 +139,12 @@ def pipeline(
         sft_model=sft.outputs["model"],
         loss=loss,
         beta=beta,
-        max_steps=pref_steps,
-        learning_rate=pref_learning_rate,
+        pref_steps=pref_steps,
+        pref_learning_rate=pref_learning_rate,
+        pref_max_examples=pref_max_examples,
         lora_r=lora_r,
         lora_alpha=lora_alpha,
-        batch_size=pref_batch_size,
+        pref_batch_size=pref_batch_size,
         seed=seed,
         lora_layers=lora_layers,
     ).set_display_name("align (IPO/DPO)")

@@ -16,7 +16,7 @@ import functools
 import inspect
 import typing
 from collections.abc import Callable
-from typing import Any, Literal, get_origin
+from typing import Any
 
 import typer
 from pydantic import BaseModel
@@ -43,10 +43,6 @@ def _bounds(metadata: list[Any]) -> dict[str, Any]:
     return out
 
 
-def _cli_type(annotation: Any) -> Any:
-    return str if get_origin(annotation) is Literal else annotation
-
-
 def model_options(model: type[BaseModel]) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorate a command whose first parameter receives the model's fields as a dict."""
     flags = option_flags(model)
@@ -65,9 +61,7 @@ def model_options(model: type[BaseModel]) -> Callable[[Callable[..., Any]], Call
                 show_default=f.default not in ("", None),
                 **_bounds(f.metadata),
             )
-            params.append(
-                inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=_cli_type(f.annotation))
-            )
+            params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=opt, annotation=f.annotation))
         params += [
             p.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints.get(p.name, p.annotation)) for p in own
         ]

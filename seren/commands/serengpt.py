@@ -11,8 +11,10 @@ import typer
 from rich.console import Console
 
 from seren.commands._common import JsonOpt, emit
+from seren.commands._model_options import model_options
 from seren.errors import ConfigError, DataError
 from seren.io import ARTIFACT_MARKER, check_out_dir, is_artifact
+from seren.serengpt.config import LoraTrainingConfig
 
 NAME = "serengpt"
 app = typer.Typer(no_args_is_help=True, help=__doc__)
@@ -25,26 +27,14 @@ def _say(line: str) -> None:
 
 
 @app.command()
+@model_options(LoraTrainingConfig)
 def train(
+    settings: dict[str, Any],
     data: Path = typer.Option(..., "--data", help="Dataset directory (from `seren data generate/import-*`)."),
     out: Path = typer.Option(..., "--out", help="Pipeline root: the run's artifacts, run.log and summary.json."),
-    base_model: str = typer.Option("smollm2", "--base-model", help="'smollm2' or a Hugging Face causal-LM directory."),
-    max_steps: int = typer.Option(None, "--max-steps", help="SFT optimizer steps (default: the measured CPU budget)."),
-    pref_steps: int = typer.Option(None, "--pref-steps", help="Preference (IPO/DPO) steps (default: CPU budget)."),
-    max_examples: int = typer.Option(None, "--max-examples", help="Cap on SFT examples."),
-    loss: str = typer.Option("ipo", "--loss", help="Preference loss of the aligned model: ipo | dpo."),
-    token_budget: int = typer.Option(None, "--token-budget", help="Profile token budget (prompt length)."),
-    seed: int = typer.Option(0, "--seed", help="Seed for sampling, splits and training."),
     force: bool = typer.Option(
         False, "--force", help="Write into --out even when it is a non-empty directory that is not a training run."
     ),
-    lora_layers: int = typer.Option(None, "--lora-layers", min=1, help="LoRA on the top N decoder blocks only."),
-    lora_r: int = typer.Option(None, "--lora-r", min=1, help="LoRA rank (default 8)."),
-    batch_size: int = typer.Option(None, "--batch-size", min=1, help="SFT examples per step (default 8)."),
-    pref_batch_size: int = typer.Option(None, "--pref-batch-size", min=1, help="Preference pairs per step."),
-    sft_lr: float = typer.Option(None, "--sft-lr", min=0.0, help="SFT learning rate (default 5e-4)."),
-    pref_lr: float = typer.Option(None, "--pref-lr", min=0.0, help="Preference learning rate (default 2e-4)."),
-    beta: float = typer.Option(None, "--beta", min=0.0, help="IPO/DPO beta (default 0.1)."),
     threads: int = typer.Option(None, "--threads", min=1, help="torch threads per pipeline step (OMP_NUM_THREADS)."),
     human: Path = typer.Option(
         None, "--human", help="Serendipity-2018 survey dir/answers.csv: the shipped model's agreement with people."
@@ -59,35 +49,15 @@ def train(
     export -> validate -> register + deploy to dev when validation passes.
 
     Progress goes to stderr, so --json keeps stdout clean without hiding it."""
-    if loss not in ("ipo", "dpo"):
-        raise ConfigError(f"unknown --loss {loss!r}", "use --loss ipo or --loss dpo")
+    cfg = LoraTrainingConfig.model_validate(settings)  # the pipeline's training parameters, checked
     if not data.is_dir():
         raise DataError(f"dataset directory {data} does not exist", "run `seren data generate --out DIR` first")
-    for name, value in (("sft_steps", max_steps), ("pref_steps", pref_steps), ("max_examples", max_examples)):
-        if value is not None and value < 1:
-            raise ConfigError(f"{name} must be >= 1, got {value}", f"pass a positive {name}")
     _check_run_dir(out, force)
     from seren.llm.base import is_base_model_alias, resolve_base_model
 
-    if not is_base_model_alias(base_model):  # a path or cached hub name: refuse it before a run starts
-        resolve_base_model(base_model)
-    params: dict[str, Any] = {"source": "dataset", "path": str(data.resolve()), "base_model": base_model, "seed": seed}
-    params["loss"] = loss
-    for name, value in (
-        ("sft_steps", max_steps),
-        ("pref_steps", pref_steps),
-        ("max_examples", max_examples),
-        ("token_budget", token_budget),
-        ("lora_layers", lora_layers),
-        ("lora_r", lora_r),
-        ("batch_size", batch_size),
-        ("pref_batch_size", pref_batch_size),
-        ("sft_learning_rate", sft_lr),
-        ("pref_learning_rate", pref_lr),
-        ("beta", beta),
-    ):
-        if value is not None:
-            params[name] = value
+    if not is_base_model_alias(cfg.base_model):  # a path or cached hub name: refuse it before a run starts
+        resolve_base_model(cfg.base_model)
+    params: dict[str, Any] = {"source": "dataset", "path": str(data.resolve()), **cfg.model_dump()}
     if human is not None:
         from seren.data.survey import survey_path
 

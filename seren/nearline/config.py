@@ -8,17 +8,19 @@ KFP parameters have no None, so an optional setting's default is "" or 0 and mea
 default" (resolved by `seren.nearline.sources.resolve`, never by the callers).
 
 Validation lives here: ranges and choices fail at construction with one line
-(`error: invalid nearline setting: ... Fix: ...`), durations go through seren.durations.
+(`error: invalid nearline setting: ... Fix: ...`, seren.config.StageConfig), durations go through seren.durations.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import PrivateAttr, field_validator
 
+from seren.config import StageConfig
+from seren.config import option as _opt
 from seren.durations import parse_duration
 from seren.errors import ConfigError
 
@@ -29,18 +31,10 @@ DEFAULT_TRITON_URL = "127.0.0.1:8000"
 BASE_MODEL = "smollm2"  # tokenizer of a run with neither --model nor --environment
 
 
-def _opt(default: Any, help: str, *flags: str, hidden: bool = False, **kw: Any) -> Any:
-    """A field with its CLI spelling (flags; default --field-name) and help text."""
-    extra: dict[str, Any] = {"cli": list(flags)} if flags else {}
-    if hidden:
-        extra["hidden"] = True
-    return Field(default, description=help, json_schema_extra=extra or None, **kw)
-
-
-class NearlineConfig(BaseModel):
+class NearlineConfig(StageConfig):
     """What one nearline run reads and how much it does (see the module docstring)."""
 
-    model_config = ConfigDict(extra="forbid")
+    stage: ClassVar[str] = "nearline"
 
     dataset_dir: str = _opt(
         "", "Dataset directory; its interactions are the event log (default: the exploration bundle's).", "--data", "-d"
@@ -101,21 +95,6 @@ class NearlineConfig(BaseModel):
     # what `resolve` found (the deployed version, the exploration bundle): recorded in the run summary
     _sources: dict[str, Any] = PrivateAttr(default_factory=dict)
 
-    def __init__(self, **data: Any) -> None:
-        fields = type(self).model_fields
-        data = {k: (fields[k].default if v is None and k in fields else v) for k, v in data.items()}
-        try:
-            super().__init__(**data)
-        except ValidationError as exc:
-            raise ConfigError(*_one_line(exc)) from None
-
-    @classmethod
-    def from_params(cls, params: dict[str, Any]) -> NearlineConfig:
-        """The config from a component's or command's parameters (e.g. `locals()`): the fields among
-        them, validated; other names are ignored."""
-        fields = cls.model_fields
-        return cls.model_validate({k: v for k, v in params.items() if k in fields})
-
     @field_validator("token_budget")
     @classmethod
     def _budget(cls, v: int) -> int:
@@ -166,22 +145,3 @@ class NearlineConfig(BaseModel):
         from seren.nearline.sources import resolve
 
         return resolve(self)
-
-
-def _one_line(exc: ValidationError) -> tuple[str, str]:
-    err = exc.errors()[0]
-    name = ".".join(str(x) for x in err["loc"]) or "setting"
-    got = err.get("input")
-    ctx = err.get("ctx") or {}
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        known = ", ".join(NearlineConfig.model_fields)
-        return f"unknown nearline setting {name!r}", f"use one of: {known}"
-    bounds = {"greater_than_equal": ">=", "greater_than": ">", "less_than_equal": "<=", "less_than": "<"}
-    if kind in bounds:
-        msg = f"{name} must be {bounds[kind]} {next(iter(ctx.values()))} (got {got})"
-    elif kind == "literal_error":
-        msg = f"{name} must be {ctx.get('expected', 'one of the allowed values')} (got {got!r})"
-    else:
-        msg = f"{name}: {str(err['msg']).removeprefix('Value error, ')} (got {got!r})"
-    return f"invalid nearline setting: {msg}", "pass a value in the allowed range"

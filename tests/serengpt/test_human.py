@@ -237,14 +237,13 @@ def test_train_adds_survey_judgments_as_human_labels(fixture_dirs, tiny_model_di
     from seren.data.movielens import load_movielens
     from seren.profiles.text import load_tokenizer
     from seren.serengpt.labeling import PREF_COLUMNS, SFT_COLUMNS
-    from seren.serengpt.train import TrainConfig, _add_human
+    from seren.serengpt.train import add_survey_examples
 
     answers, ml = fixture_dirs
     td = SimpleNamespace(
         sft_train=pd.DataFrame(columns=SFT_COLUMNS), pref_train=pd.DataFrame(columns=PREF_COLUMNS), metrics={}
     )
-    cfg = TrainConfig(human=str(answers.parent), token_budget=64)
-    _add_human(td, load_movielens(ml), load_tokenizer(tiny_model_dir), cfg)
+    add_survey_examples(td, load_movielens(ml), load_tokenizer(tiny_model_dir), str(answers.parent), token_budget=64)
     # 6 judgments, 3 serendipitous: already balanced, every row kept once
     assert len(td.sft_train) == 6 and td.sft_train["label"].sum() == 3
     assert (td.sft_train["source"] == "human").all() and td.sft_train["confidence"].min() >= 0.85

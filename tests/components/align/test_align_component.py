@@ -22,9 +22,9 @@ def test_align_component_unit(artifact, training_data: Path, tiny_model_dir: Pat
         model=model,
         metrics=metrics,
         loss=loss,
-        max_steps=1,
-        max_examples=8,
-        batch_size=4,
+        pref_steps=1,
+        pref_max_examples=8,
+        pref_batch_size=4,
     )
     card = json.loads((Path(model.path) / "model_card.json").read_text())
     assert card["stage"] == f"sft+{loss}" and card["parent_model"] == str(tiny_model_dir)
@@ -34,7 +34,7 @@ def test_align_component_unit(artifact, training_data: Path, tiny_model_dir: Pat
 
 def test_align_component_unknown_loss_unit(artifact, training_data: Path, tiny_model_dir: Path) -> None:
     model = artifact(dsl.Model, "model")
-    with pytest.raises(ConfigError, match="unknown preference loss 'ppo'"):
+    with pytest.raises(ConfigError, match="loss must be 'ipo' or 'dpo' \\(got 'ppo'\\)"):
         align.python_func(
             training_data=dsl.Dataset(name="td", uri=str(training_data)),
             sft_model=dsl.Model(name="sft", uri=str(tiny_model_dir)),
@@ -50,7 +50,7 @@ def test_align_component_local(kfp_local, training_data: Path, tiny_model_dir: P
     def pipe(td_uri: str, sft_uri: str):
         td = dsl.importer(artifact_uri=td_uri, artifact_class=dsl.Dataset, reimport=False)
         sft = dsl.importer(artifact_uri=sft_uri, artifact_class=dsl.Model, reimport=False)
-        align(training_data=td.output, sft_model=sft.output, max_steps=1, max_examples=8, batch_size=4)
+        align(training_data=td.output, sft_model=sft.output, pref_steps=1, pref_max_examples=8, pref_batch_size=4)
 
     pipe(td_uri=str(training_data), sft_uri=str(tiny_model_dir))
     models = sorted(Path(kfp_local).rglob("align/model"))
