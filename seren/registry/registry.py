@@ -160,7 +160,7 @@ class Registry:
         if ev is not None and not metrics:
             raise DataError("the evaluation report holds no numeric metrics", "pass the evaluation metrics JSON")
         ref = Path(reference_judgments) if reference_judgments is not None else None
-        if ref is not None and not (ref.is_file() and ref.suffix == ".parquet"):
+        if ref is not None and not _is_parquet(ref):  # a KFP artifact path has no suffix: check the magic bytes
             raise DataError(
                 f"reference judgments {ref} is not a parquet file", "pass the judgments the validate step wrote"
             )
@@ -329,3 +329,14 @@ def resolve_reference(
 
 def open_registry(uri: str | os.PathLike[str] | None = None) -> Registry:
     return Registry(uri)
+
+
+def _is_parquet(path: Path) -> bool:
+    """A parquet file starts and ends with b'PAR1' (whatever its name)."""
+    try:
+        with path.open("rb") as f:
+            head = f.read(4)
+            f.seek(-4, os.SEEK_END)
+            return head == b"PAR1" and f.read(4) == b"PAR1"
+    except OSError:
+        return False

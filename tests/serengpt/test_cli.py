@@ -197,7 +197,8 @@ def test_not_a_causal_lm_and_empty_training_set_are_one_line_errors(capsys, smal
     code, _, err = run(
         capsys, "serengpt", "train", "--data", str(small_dataset), "--out", str(tmp_path / "o"), "--loss", "ppo"
     )
-    assert code == 2 and "unknown --loss" in err
+    assert code == 2 and err.count("\n") == 1 and "'--loss'" in err and "'ppo' is not one of 'ipo', 'dpo'" in err
+    assert not (tmp_path / "o").exists()
 
 
 def test_evaluate_a_finished_run(capsys, small_dataset, run_dir, tmp_path):
