@@ -57,18 +57,14 @@ def tokenizer_config(
     return cfg
 
 
-def scorer_config(
-    target: Target,
-    max_batch_size: int = 64,
-    queue_delay_us: int = 5000,
-    versions: int = 1,
-    instances: int = 1,
-    pad_token_id: int = 0,
-    intra_op_threads: int = 0,
+def _scorer_base(
+    name: str, target: Target, max_batch_size: int, versions: int, inputs: tuple[str, ...]
 ) -> mc.ModelConfig:
+    """What both scorer graphs share: the backend of the target and int64 inputs of any length
+    (ragged only on the python scorer, which re-pads requests of different lengths into one batch)."""
     if target not in TARGETS:
         raise ConfigError(f"unknown serving target {target!r}", f"use one of {', '.join(TARGETS)}")
-    cfg = mc.ModelConfig(name=SCORER)
+    cfg = mc.ModelConfig(name=name)
     if target == "local":
         cfg.backend = "python"
     elif target == "cpu":
@@ -78,10 +74,22 @@ def scorer_config(
         cfg.platform = "tensorrt_plan"
         cfg.default_model_filename = "model.plan"
     _common(cfg, max_batch_size, versions)
-    for name in ("input_ids", "attention_mask"):
-        inp = _tensor(cfg.input.add(), name, mc.TYPE_INT64, [-1])
-        # Only the python scorer re-pads requests of different lengths into one batch itself.
+    for inp_name in inputs:
+        inp = _tensor(cfg.input.add(), inp_name, mc.TYPE_INT64, [-1])
         inp.allow_ragged_batch = target == "local"
+    return cfg
+
+
+def scorer_config(
+    target: Target,
+    max_batch_size: int = 64,
+    queue_delay_us: int = 5000,
+    versions: int = 1,
+    instances: int = 1,
+    pad_token_id: int = 0,
+    intra_op_threads: int = 0,
+) -> mc.ModelConfig:
+    cfg = _scorer_base(SCORER, target, max_batch_size, versions, ("input_ids", "attention_mask"))
     out = _tensor(cfg.output.add(), "score", mc.TYPE_FP32, [1])
     if target != "local":
         out.reshape.SetInParent()  # the graph's output is [batch]; Triton sees [batch, 1]
@@ -148,21 +156,7 @@ def packed_scorer_config(
 ) -> mc.ModelConfig:
     """The packed graph; the dynamic batcher groups users' rows (ragged on the python scorer, which
     re-packs them; equal shapes only on onnxruntime/TensorRT, hence the packer's rounding there)."""
-    if target not in TARGETS:
-        raise ConfigError(f"unknown serving target {target!r}", f"use one of {', '.join(TARGETS)}")
-    cfg = mc.ModelConfig(name=PACKED_SCORER)
-    if target == "local":
-        cfg.backend = "python"
-    elif target == "cpu":
-        cfg.platform = "onnxruntime_onnx"
-        cfg.default_model_filename = "model.onnx"
-    else:
-        cfg.platform = "tensorrt_plan"
-        cfg.default_model_filename = "model.plan"
-    _common(cfg, max_batch_size, versions)
-    for name in ("input_ids", "segment_ids", "answer_index"):
-        inp = _tensor(cfg.input.add(), name, mc.TYPE_INT64, [-1])
-        inp.allow_ragged_batch = target == "local"
+    cfg = _scorer_base(PACKED_SCORER, target, max_batch_size, versions, ("input_ids", "segment_ids", "answer_index"))
     _tensor(cfg.output.add(), "score", mc.TYPE_FP32, [-1])
     db = cfg.dynamic_batching
     db.max_queue_delay_microseconds = queue_delay_us
