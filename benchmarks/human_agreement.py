@@ -274,14 +274,26 @@ def main() -> None:
     ap.add_argument("--stage", default="report", choices=["zero-shot", "behaviour", "human-cv", "variants", "report"])
     args = ap.parse_args()
     catalogue, survey, base, tok = setup()
-    if args.stage == "zero-shot":
-        stage_zero_shot(survey, base, tok)
-    elif args.stage == "variants":
-        stage_variants(survey, base, tok)
-    elif args.stage == "behaviour":
-        stage_behaviour(survey, base, tok, catalogue)
-    elif args.stage == "human-cv":
-        stage_human_cv(survey, base, tok, catalogue)
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from benchmarks._machine import Quiet
+
+    meta_f = WORK / "meta.json"
+    before = json.loads(meta_f.read_text()) if meta_f.exists() else {}
+    with Quiet(f"human_agreement {args.stage}") as quiet:
+        if args.stage == "zero-shot":
+            stage_zero_shot(survey, base, tok)
+        elif args.stage == "variants":
+            stage_variants(survey, base, tok)
+        elif args.stage == "behaviour":
+            stage_behaviour(survey, base, tok, catalogue)
+        elif args.stage == "human-cv":
+            stage_human_cv(survey, base, tok, catalogue)
+    if args.stage != "report":  # the rows this stage (re)wrote carry how quiet the machine was
+        meta = json.loads(meta_f.read_text())
+        for name, info in meta.items():
+            if info != before.get(name):
+                info["machine_load"] = quiet.record
+        meta_f.write_text(json.dumps(meta, indent=1, default=str))
     report(survey, tok, catalogue)
 
 
