@@ -8,7 +8,7 @@ when it started below 1.0 and `foreign_cores` stayed small.
 
     with Quiet("scorer") as q:
         ... measure ...
-    result["machine_load"] = q.record
+    result["quiet"] = q.record
 """
 
 from __future__ import annotations
@@ -74,16 +74,20 @@ class Quiet:
         busy = max(_busy_seconds() - self._busy0, 0.0)
         load1 = os.getloadavg()
         self.record = {
-            "loadavg_1m_start": round(self._load0[0], 2),
-            "loadavg_1m_end": round(load1[0], 2),
-            "loadavg_start": [round(x, 2) for x in self._load0],
-            "loadavg_end": [round(x, 2) for x in load1],
-            "wall_s": round(wall, 1),
-            "own_cores": round(own / wall, 2),
-            "foreign_cores": round(max(busy - own, 0.0) / wall, 2),
-            "cpus": os.cpu_count(),
+            "load": {
+                "loadavg_1m_start": round(self._load0[0], 2),
+                "loadavg_1m_end": round(load1[0], 2),
+                "loadavg_start": [round(x, 2) for x in self._load0],
+                "loadavg_end": [round(x, 2) for x in load1],
+            },
+            "cpu": {
+                "wall_s": round(wall, 1),
+                "own_cores": round(own / wall, 2),
+                "foreign_cores": round(max(busy - own, 0.0) / wall, 2),
+                "cpus": os.cpu_count(),
+            },
             "quiet_at_start": self._load0[0] < self.max_start_load,
-            "note": "the end load includes this benchmark's own threads (own_cores); foreign_cores is the "
+            "note": "the end load includes this benchmark's own threads (cpu.own_cores); cpu.foreign_cores is the "
             "mean number of cores other processes used during the run",
         }
         return self.record

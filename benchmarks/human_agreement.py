@@ -292,7 +292,7 @@ def main() -> None:
         meta = json.loads(meta_f.read_text())
         for name, info in meta.items():
             if info != before.get(name):
-                info["machine_load"] = quiet.record
+                info["quiet"] = quiet.record
         meta_f.write_text(json.dumps(meta, indent=1, default=str))
     report(survey, tok, catalogue)
 

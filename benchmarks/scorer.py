@@ -381,7 +381,7 @@ def main_multi(argv: list[str]) -> None:
     res = run_multi(model, args.users, args.candidates, args.repeats, work, triton=not args.no_triton)
     load = quiet.stop()
     res["machine"] = machine()
-    res["machine_load"] = load
+    res["quiet"] = load
     res["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     res["quick"] = bool(args.quick)
     write_json(Path(args.out), res)

@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     result["speedup_stage_vs_trl"] = round(
         p["trl_sft_trainer"]["projected_stage_seconds"] / p["cached"]["projected_stage_seconds"], 2
     )
-    result["machine_load"] = quiet.stop()
+    result["quiet"] = quiet.stop()
     from seren.io import write_json
 
     write_json(args.out, result)

@@ -55,7 +55,7 @@ def main() -> None:
     out = {
         "benchmark": "simulation",
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
-        "machine_load": load,
+        "quiet": load,
         "seconds": round(time.perf_counter() - t0, 1),
         "default_world": {**main_res, "acceptance": acceptance(main_res)},
         "default_world_heuristic_judge": {
@@ -81,8 +81,8 @@ def main() -> None:
             f"{r['seren_vs']['random_unexpected']['serendipitous_clicks']['lift']:+.1%}"
         )
     print(
-        f"wrote {args.out} and {paths['html']}; load {load['loadavg_1m_start']:.2f} -> {load['loadavg_1m_end']:.2f}, "
-        f"other processes {load['foreign_cores']:.2f} cores"
+        f"wrote {args.out} and {paths['html']}; load {load['load']['loadavg_1m_start']:.2f} -> {load['load']['loadavg_1m_end']:.2f}, "
+        f"other processes {load['cpu']['foreign_cores']:.2f} cores"
     )
 
 
