@@ -11,22 +11,12 @@ import pandas as pd
 
 from seren import metrics as M
 from seren.errors import DataError
-from seren.llm.calibration import apply_calibration, fit_calibration, identity
+from seren.llm.calibration import apply_calibration, ece, fit_calibration, identity
 
 
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> float:
-    """Sum over equal-width probability bins of |accuracy - confidence| weighted by bin size."""
-    labels = np.asarray(labels, dtype=float)
-    probs = np.clip(np.asarray(probs, dtype=float), 0.0, 1.0)
-    if len(probs) == 0:
-        return 0.0
-    bins = np.minimum((probs * n_bins).astype(int), n_bins - 1)
-    ece = 0.0
-    for b in range(n_bins):
-        m = bins == b
-        if m.any():
-            ece += m.mean() * abs(labels[m].mean() - probs[m].mean())
-    return float(ece)
+    """ECE over equal-width bins: the calibration module's one definition, so reports and fits agree."""
+    return ece(labels, probs, n_bins)
 
 
 def best_f1_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
