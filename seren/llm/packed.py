@@ -11,9 +11,9 @@ tokens are computed once per pack instead of once per candidate.
 Segment ids encode a row (standard library + numpy only; the Triton packer model ships this
 file as is): the k-th pack's shared part is -(k+1), candidate slot j of the row is j+1, padding
 is 0. One row usually holds one pack; a row may hold several packs back to back (each with its
-own copy of the shared part) and the mask keeps them apart. The mask and the positions are built
-from the segment ids inside the model (`segment_attention`), so the exported graph needs only
-(input_ids, segment_ids, answer_index).
+own copy of the shared part) and the attention keeps them apart. The attention layout and the
+positions are built from the segment ids inside the model (`seren.llm.blocksparse.pack_layout`),
+so the exported graph needs only (input_ids, segment_ids, answer_index).
 """
 
 from __future__ import annotations
@@ -189,28 +189,3 @@ def batch_packs(packs: Sequence[Pack], max_tokens: int) -> list[list[int]]:
         else:
             batches.append([i])
     return batches
-
-
-def segment_attention(segment_ids, dtype):  # noqa: ANN001, ANN201 - torch tensors; torch imported lazily
-    """(additive mask [B,1,L,L], position_ids [B,L]) from segment ids, in traceable torch ops.
-
-    Key k is visible to query q iff k <= q, k is not padding, and k is in q's own segment or in
-    the shared part of q's pack. q's pack's shared id is the smallest segment id at or before q
-    (shared ids are -1, -2, ... in row order). A position is the number of visible keys minus
-    one: the shared part counts from 0, a candidate continues from its pack's shared part as if
-    alone - the positions of its per-pair prompt.
-    """
-    import torch
-
-    seg = segment_ids.to(torch.int64)
-    n = seg.shape[1]
-    steps = torch.arange(n, device=seg.device)
-    causal = (steps[None, :] <= steps[:, None])[None]  # [1,L(q),L(k)]
-    seg_k = seg[:, None, :]
-    zero = torch.zeros_like(seg_k)
-    pfx = torch.where(causal, seg_k, zero).min(dim=-1).values  # [B,L]: shared id of q's pack
-    visible = causal & (seg_k != PAD_SEGMENT) & ((seg_k == seg[:, :, None]) | (seg_k == pfx[:, :, None]))
-    pos = (visible.to(torch.int64).sum(-1) - 1).clamp(min=0)
-    # A finite minimum: a padding row that sees nothing gets uniform attention instead of NaN.
-    mask = torch.zeros(visible.shape, dtype=dtype, device=seg.device).masked_fill(~visible, torch.finfo(dtype).min)
-    return mask[:, None], pos

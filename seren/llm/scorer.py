@@ -24,7 +24,8 @@ import torch
 from torch import nn
 
 from seren.errors import SerenError
-from seren.llm.packed import DEFAULT_MAX_LEN, Pack, batch_packs, pack_user, segment_attention, split_shared, to_arrays
+from seren.llm.blocksparse import pack_layout, packed_attention_on
+from seren.llm.packed import DEFAULT_MAX_LEN, Pack, batch_packs, pack_user, split_shared, to_arrays
 from seren.llm.prompts import answer_token_ids, build_prompt
 
 # Below this many shared tokens the cache bookkeeping costs more than it saves.
@@ -89,9 +90,10 @@ class ScoringHead(nn.Module):
 class PackedScoringHead(nn.Module):
     """(input_ids [B,L], segment_ids [B,L], answer_index [B,C]) -> P(Yes) float32 [B,C].
 
-    Shares the decoder and the two LM-head rows of a ScoringHead. The attention mask and the
+    Shares the decoder and the two LM-head rows of a ScoringHead. The attention layout and the
     position ids are derived from the segment ids inside the module, so they are part of the
-    exported graph; only the answer positions' hidden states meet the Yes/No rows.
+    exported graph; attention is block-sparse (seren.llm.blocksparse: a candidate's queries meet
+    only its pack's shared keys and its own), and only the answer positions meet the Yes/No rows.
     """
 
     def __init__(self, head: ScoringHead) -> None:
@@ -101,8 +103,13 @@ class PackedScoringHead(nn.Module):
         self.register_buffer("bias", head.bias, persistent=False)
 
     def forward(self, input_ids: torch.Tensor, segment_ids: torch.Tensor, answer_index: torch.Tensor) -> torch.Tensor:
-        mask, pos = segment_attention(segment_ids, self.rows.dtype)
-        hidden = self.decoder(input_ids=input_ids, attention_mask=mask, position_ids=pos, use_cache=False)[0]
+        layout, pos = pack_layout(segment_ids, answer_index, self.rows.dtype)
+        # A 4D mask is passed through untouched by transformers; the real masks live in the layout.
+        dummy = torch.zeros(1, 1, 1, 1, dtype=self.rows.dtype, device=input_ids.device)
+        with packed_attention_on(self.decoder.config):
+            hidden = self.decoder(
+                input_ids=input_ids, attention_mask=dummy, position_ids=pos, use_cache=False, seren_layout=layout
+            )[0]
         idx = answer_index.to(torch.int64)[..., None].expand(-1, -1, hidden.shape[-1])
         h = torch.gather(hidden, 1, idx)
         return torch.softmax((h @ self.rows.t() + self.bias).float(), dim=-1)[..., 0]
