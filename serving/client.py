@@ -5,6 +5,11 @@ number of times with exponential backoff (tenacity); everything else fails at on
 failure reaches the caller as a one-line ServiceError naming the server, the model and a fix:
 unreachable server, unknown or unready model, a model whose inputs/outputs are not the
 SerenGPT interface, or a response of the wrong shape.
+
+Scores are calibrated exactly once: a repository built from a current export serves the calibrated
+probability itself (its ensemble config says `calibrated: "true"` and which map), so the client
+passes it through and only checks that the map it was given is that one; an older repository
+(no flag) serves raw P(Yes) and the client applies its `calibration` map after the call.
 """
 
 from __future__ import annotations
@@ -83,8 +88,9 @@ class SerenClient:
         calibration: dict | None = None,
     ) -> None:
         self.url, self.protocol = parse_url(url, protocol)
-        # The model's calibration map (seren.llm.calibration, from its card): applied to every score
-        # after the Triton call, so callers get the calibrated P(serendipitous). None = raw P(Yes).
+        # The model's calibration map (seren.llm.calibration, from its card). A served graph that
+        # already applies it (ensemble config `calibrated: "true"`) gets nothing more; an older graph
+        # gets it applied here after the Triton call. Either way callers get the calibrated score.
         self.calibration = calibration
         if timeout <= 0 or retries < 0:
             raise ConfigError(
@@ -95,7 +101,7 @@ class SerenClient:
         self.model = model
         self.backoff = backoff
         self._client: Any = None
-        self._max_batch: int | None = None
+        self._config: dict | None = None
 
     # -- plumbing --------------------------------------------------------------------------------
     @property
@@ -218,13 +224,40 @@ class SerenClient:
             )
         return meta
 
-    def max_batch_size(self) -> int:
-        if self._max_batch is None:
+    def model_config(self) -> dict:
+        """The served model's config as a dict (fetched once): max_batch_size and parameters."""
+        if self._config is None:
             cfg = self._call(lambda: self.client.get_model_config(self.model), "model config")
             if self.protocol == "grpc":
-                cfg = {"max_batch_size": cfg.config.max_batch_size}
-            self._max_batch = int(cfg.get("max_batch_size", 0)) or 1
-        return self._max_batch
+                from google.protobuf.json_format import MessageToDict
+
+                cfg = MessageToDict(cfg.config, preserving_proto_field_name=True)
+            self._config = dict(cfg)
+        return self._config
+
+    def max_batch_size(self) -> int:
+        return int(self.model_config().get("max_batch_size", 0)) or 1
+
+    def served_calibration(self) -> dict:
+        """{"calibrated": bool, "calibration_sha": str | None} of the served scorer graph (model config).
+
+        calibrated False for a repository built before the map was folded into the graph."""
+        params = self.model_config().get("parameters") or {}
+
+        def get(key: str) -> str | None:
+            v = params.get(key)
+            return v.get("string_value") if isinstance(v, dict) else None
+
+        return {"calibrated": get("calibrated") == "true", "calibration_sha": get("calibration_sha")}
+
+    def calibration_to_apply(self) -> dict | None:
+        """The map this client still applies to served scores (None: the server already applied it)."""
+        from seren.llm.calibration import map_left_to_apply
+
+        if self.calibration is None:
+            return None
+        served = self.served_calibration()
+        return map_left_to_apply(self.calibration, served["calibrated"], served["calibration_sha"])
 
     # -- scoring -------------------------------------------------------------------------------------
     def _infer(self, profiles: Sequence[str], items: Sequence[str]) -> np.ndarray:
@@ -267,4 +300,4 @@ class SerenClient:
         parts = [self._infer(profiles[i : i + step], items[i : i + step]) for i in range(0, len(items), step)]
         from seren.llm.calibration import apply_calibration
 
-        return apply_calibration(self.calibration, np.concatenate(parts))
+        return apply_calibration(self.calibration_to_apply(), np.concatenate(parts))

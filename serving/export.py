@@ -9,6 +9,13 @@ Next to it, `packed.onnx` is the multi-candidate graph (seren.llm.packed): input
 segment_ids [batch, sequence] plus answer_index [batch, candidates] -> score [batch, candidates];
 the attention mask and position ids are built inside the graph from the segment ids. A user's
 shared part (system text + profile) is computed once per pack instead of once per candidate.
+
+Both graphs output the *calibrated* probability: the model card's calibration map
+(seren.llm.calibration) is folded in at export time as plain float ops after the head, so Triton
+(ONNX Runtime or the TensorRT engine built from the same graph) serves what seren reports. The
+graph's metadata says so ("seren.calibrated", "seren.calibration_sha", "seren.calibration"); a graph
+without the flag (exported before, or with calibrate=False) outputs raw P(Yes) and clients apply
+the map themselves (`graph_calibration`, seren.llm.calibration.map_left_to_apply).
 """
 
 from __future__ import annotations
@@ -53,6 +60,60 @@ def load_scoring_head(model_dir: str | os.PathLike[str]) -> tuple[Any, Any]:
     model, tok = load_causal_lm(model_dir)
     yes_id, no_id = answer_token_ids(tok)
     return ScoringHead(model, yes_id, no_id).eval(), tok
+
+
+_CALIBRATED_CLS: Any = None
+
+
+def calibrated_module(head: Any, calibration: dict[str, Any] | None) -> Any:
+    """`head` (per-pair or packed scorer) followed by the calibration map, as one traceable module.
+
+    Wraps from the outside (the heads are not changed); identity/None leaves the score as it is.
+    """
+    global _CALIBRATED_CLS
+    if _CALIBRATED_CLS is None:
+        import torch
+
+        from seren.llm.calibration import apply_calibration
+
+        class CalibratedHead(torch.nn.Module):
+            """score = calibration(head(*inputs)), elementwise (same shape as the head's output)."""
+
+            def __init__(self, head: Any, calibration: dict[str, Any] | None) -> None:
+                super().__init__()
+                self.head = head
+                self.calibration = calibration
+
+            def forward(self, *inputs: Any) -> Any:
+                return apply_calibration(self.calibration, self.head(*inputs))
+
+        _CALIBRATED_CLS = CalibratedHead
+    return _CALIBRATED_CLS(head, calibration).eval()
+
+
+def calibration_metadata(calibration: dict[str, Any] | None) -> dict[str, str]:
+    """The graph facts saying which map the graph's output already has applied."""
+    from seren.llm.calibration import fingerprint, map_json
+
+    return {
+        "seren.calibrated": "true",
+        "seren.calibration": map_json(calibration),
+        "seren.calibration_sha": fingerprint(calibration),
+    }
+
+
+def graph_calibration(onnx_path: str | os.PathLike[str]) -> dict[str, Any]:
+    """{"calibrated": bool, "calibration_sha": str | None, "method": str | None} of an exported graph.
+
+    calibrated False: a graph exported without the map folded in (older exports): it outputs raw
+    P(Yes) and whoever reads it applies the card's map."""
+    import json
+
+    meta = onnx_metadata(onnx_path)
+    if meta.get("seren.calibrated") != "true":
+        return {"calibrated": False, "calibration_sha": None, "method": None}
+    method = json.loads(meta.get("seren.calibration", "{}")).get("method")
+    return {"calibrated": True, "calibration_sha": meta.get("seren.calibration_sha"), "method": method}
 
 
 def _example_inputs(tok: Any) -> tuple[Any, Any]:
@@ -155,34 +216,63 @@ def _packed_example(tok: Any) -> tuple[Any, Any, Any]:
     return tuple(torch.from_numpy(x) for x in to_arrays([join_packs(a[:1]), join_packs(b)], int(pad)))  # type: ignore[return-value]
 
 
+def _base_metadata(tok: Any, opset: int) -> dict[str, Any]:
+    from seren.llm.prompts import answer_token_ids
+
+    yes_id, no_id = answer_token_ids(tok)
+    return {"seren.yes_id": yes_id, "seren.no_id": no_id, "seren.pad_token_id": tok.pad_token_id, "seren.opset": opset}
+
+
 def export_onnx(
-    model_dir: str | os.PathLike[str], out_path: str | os.PathLike[str], opset: int = 17, packed: bool = True
+    model_dir: str | os.PathLike[str],
+    out_path: str | os.PathLike[str],
+    opset: int = 17,
+    packed: bool = True,
+    calibrate: bool = True,
 ) -> Path:
     """Export the scorer of `model_dir` to `out_path` (fp32 ONNX, dynamic batch + sequence).
 
     packed: also write the multi-candidate graph as `packed.onnx` beside it (what the default
     `serengpt_packed` ensemble serves); registry, validation and the repository builder find it there.
+    calibrate: fold the card's calibration map into both graphs (recorded in their metadata);
+    False writes raw-P(Yes) graphs without the flag, as exports before the map was folded in.
     """
-    from seren.llm.prompts import answer_token_ids
+    from seren.llm.calibration import load_calibration
 
     head, tok = load_scoring_head(model_dir)
-    yes_id, no_id = answer_token_ids(tok)
-    meta = {"seren.yes_id": yes_id, "seren.no_id": no_id, "seren.pad_token_id": tok.pad_token_id, "seren.opset": opset}
-    out = export_module_onnx(head, _example_inputs(tok), out_path, opset=opset, metadata=meta)
+    meta = _base_metadata(tok, opset)
+    cal = load_calibration(model_dir)
+    if calibrate:
+        meta.update(calibration_metadata(cal))
+    module = calibrated_module(head, cal) if calibrate else head
+    out = export_module_onnx(module, _example_inputs(tok), out_path, opset=opset, metadata=meta)
     if packed:
-        export_packed_module(head, tok, Path(out_path).with_name(PACKED_NAME), opset=opset, metadata=meta)
+        export_packed_module(
+            head, tok, Path(out_path).with_name(PACKED_NAME), opset=opset, metadata=meta, calibrate=calibrate, cal=cal
+        )
     return out
 
 
 def export_packed_module(
-    head: Any, tok: Any, out_path: str | os.PathLike[str], opset: int = 17, metadata: dict | None = None
+    head: Any,
+    tok: Any,
+    out_path: str | os.PathLike[str],
+    opset: int = 17,
+    metadata: dict | None = None,
+    *,
+    calibrate: bool = False,
+    cal: dict[str, Any] | None = None,
 ) -> Path:
-    """Trace a ScoringHead's packed form (PackedScoringHead) to `out_path`."""
+    """Trace a ScoringHead's packed form (PackedScoringHead) to `out_path`; calibrate: followed by `cal`."""
     from seren.llm.scorer import PackedScoringHead
 
     meta = dict(metadata or {}, **{"seren.graph": "packed"})
+    module = PackedScoringHead(head).eval()
+    if calibrate:
+        meta.update(calibration_metadata(cal))
+        module = calibrated_module(module, cal)
     return export_module_onnx(
-        PackedScoringHead(head).eval(),
+        module,
         _packed_example(tok),
         out_path,
         opset=opset,
@@ -192,14 +282,22 @@ def export_packed_module(
     )
 
 
-def export_packed_onnx(model_dir: str | os.PathLike[str], out_path: str | os.PathLike[str], opset: int = 17) -> Path:
+def export_packed_onnx(
+    model_dir: str | os.PathLike[str], out_path: str | os.PathLike[str], opset: int = 17, calibrate: bool = True
+) -> Path:
     """Export only the packed multi-candidate scorer of `model_dir` to `out_path`."""
-    from seren.llm.prompts import answer_token_ids
+    from seren.llm.calibration import load_calibration
 
     head, tok = load_scoring_head(model_dir)
-    yes_id, no_id = answer_token_ids(tok)
-    meta = {"seren.yes_id": yes_id, "seren.no_id": no_id, "seren.pad_token_id": tok.pad_token_id, "seren.opset": opset}
-    return export_packed_module(head, tok, out_path, opset=opset, metadata=meta)
+    return export_packed_module(
+        head,
+        tok,
+        out_path,
+        opset=opset,
+        metadata=_base_metadata(tok, opset),
+        calibrate=calibrate,
+        cal=load_calibration(model_dir),
+    )
 
 
 def packed_sibling(onnx_path: str | os.PathLike[str]) -> Path | None:
@@ -264,6 +362,8 @@ def build_tensorrt(
     packed: when `packed.onnx` lies beside `onnx_path`, also build `packed.plan` beside `out_path`
     (reported under "packed"). Without a CUDA GPU (or without tensorrt installed) nothing is built
     and the returned metrics say so: {"status": "skipped: no GPU"} - never a fake success.
+    The engine is built from the exported graph itself, calibration map included (plain float ops),
+    so a plan serves the same calibrated score as the ONNX graph ("calibrated" in the result).
     """
     is_packed = Path(onnx_path).is_file() and "segment_ids" in graph_inputs(onnx_path)
     prof = _profile_triples(profiles, PACKED_PROFILE if is_packed else DEFAULT_PROFILE)
@@ -315,6 +415,7 @@ def build_tensorrt(
         "build_s": round(time.perf_counter() - t0, 2),
         "size_bytes": out.stat().st_size,
         "tensorrt_version": trt.__version__,
+        "calibrated": graph_calibration(onnx_path)["calibrated"],
     }
     if sibling is not None:
         res["packed"] = build_tensorrt(sibling, out.with_name(PACKED_PLAN), fp16=fp16, packed=False)

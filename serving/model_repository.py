@@ -31,7 +31,7 @@ from typing import Any
 
 from seren.errors import ConfigError, SerenError
 from seren.io import atomic_dir, write_json
-from serving.export import PACKED_PLAN, packed_sibling
+from serving.export import PACKED_PLAN, graph_calibration, packed_sibling
 from serving.triton_config import (  # noqa: F401 - names importers still take from here
     ENSEMBLE,
     PACKED_ENSEMBLE,
@@ -182,6 +182,19 @@ def verify_repository(repo: str | os.PathLike[str], models: list[str] | None = N
     return checked
 
 
+def calibration_facts(graph: Path | None) -> dict[str, str]:
+    """What the ensemble's config tells clients about the scorer graph's output (read through the
+    model-config API): calibrated "true" (the card's map is folded in; its sha and method) or
+    "false" (an older graph: raw P(Yes), the client applies the map). No ONNX graph to read (a gpu
+    target given only an engine): nothing is claimed, and clients treat the output as raw."""
+    if graph is None or not graph.is_file():
+        return {}
+    g = graph_calibration(graph)
+    if not g["calibrated"]:
+        return {"calibrated": "false"}
+    return {"calibrated": "true", "calibration_sha": str(g["calibration_sha"]), "calibration_method": str(g["method"])}
+
+
 def check_encoder(tokenizer: Any, tokenizer_dir: str | os.PathLike[str], spec: dict) -> None:
     """The shipped encoder must reproduce the in-process ids on a few prompts (else refuse to build)."""
     from serving.triton_models.tokenizer.model import PromptEncoder
@@ -285,6 +298,7 @@ def build_model_repository(
         sc_dir,
     )
 
+    facts = calibration_facts(onnx_path)
     ens_dir = out / ENSEMBLE
     with atomic_dir(ens_dir / v) as tmp:
         weights = onnx_path if target != "gpu" else Path(engine_path)  # type: ignore[arg-type]
@@ -296,9 +310,10 @@ def build_model_repository(
                 "scorer_file": weights.name,
                 "scorer_sha256": _sha256(weights),
                 "tokenizer_dir": str(tokenizer_dir),
+                **facts,
             },
         )
-    write_config(ensemble_config(max_batch_size, versions_kept), ens_dir)
+    write_config(ensemble_config(max_batch_size, versions_kept, facts), ens_dir)
     packed = Path(packed_onnx) if packed_onnx is not None else packed_sibling(onnx_path)
     if packed is not None and target == "gpu" and not Path(engine_path).with_name(PACKED_PLAN).is_file():  # type: ignore[arg-type]
         log.warning("gpu target: no packed.plan beside %s; serengpt_packed not written (per-pair only)", engine_path)
@@ -366,6 +381,7 @@ def write_packed(
     )
     write_config(cfg, out / PACKED_SCORER)
     weights = packed_onnx if target != "gpu" else plan
+    facts = calibration_facts(packed_onnx)
     with atomic_dir(out / PACKED_ENSEMBLE / v) as tmp:
         write_json(
             tmp / "manifest.json",
@@ -376,6 +392,7 @@ def write_packed(
                 "scorer_sha256": _sha256(weights),  # type: ignore[arg-type]
                 "tokenizer_dir": str(tokenizer_dir),
                 "max_len": max_len,
+                **facts,
             },
         )
-    write_config(packed_ensemble_config(max_batch_size, versions_kept), out / PACKED_ENSEMBLE)
+    write_config(packed_ensemble_config(max_batch_size, versions_kept, facts), out / PACKED_ENSEMBLE)

@@ -79,7 +79,7 @@ class PackedClient(SerenClient):
         step = min(self.users_per_request, self.max_batch_size())
         for s in range(0, len(users), step):
             out.extend(self._infer_users(users[s : s + step]))
-        calibration = getattr(self, "calibration", None)  # the model card's map, when the client has one
+        calibration = self.calibration_to_apply()  # None when the served graph applies the map itself
         if calibration is not None:
             from seren.llm.calibration import apply_calibration
 

@@ -104,9 +104,17 @@ def scorer_config(
     return cfg
 
 
-def ensemble_config(max_batch_size: int = 64, versions: int = 1) -> mc.ModelConfig:
+def _graph_facts(cfg: mc.ModelConfig, facts: dict[str, str] | None) -> None:
+    """String parameters clients read through the model-config API (e.g. calibrated: "true")."""
+    for key, value in (facts or {}).items():
+        cfg.parameters[key].string_value = str(value)
+
+
+def ensemble_config(max_batch_size: int = 64, versions: int = 1, facts: dict[str, str] | None = None) -> mc.ModelConfig:
+    """facts: the scorer graph's facts for clients (`calibration_facts`: its output is calibrated)."""
     cfg = mc.ModelConfig(name=ENSEMBLE, platform="ensemble")
     _common(cfg, max_batch_size, versions)
+    _graph_facts(cfg, facts)
     _tensor(cfg.input.add(), "PROFILE_TEXT", mc.TYPE_STRING, [1])
     _tensor(cfg.input.add(), "ITEM_TEXT", mc.TYPE_STRING, [1])
     _tensor(cfg.output.add(), "SCORE", mc.TYPE_FP32, [1])
@@ -171,10 +179,13 @@ def packed_scorer_config(
     return cfg
 
 
-def packed_ensemble_config(max_batch_size: int = 16, versions: int = 1) -> mc.ModelConfig:
+def packed_ensemble_config(
+    max_batch_size: int = 16, versions: int = 1, facts: dict[str, str] | None = None
+) -> mc.ModelConfig:
     """serengpt_packed: a request row is one user (PROFILE_TEXT [1], ITEM_TEXT [C]) -> SCORE [C]."""
     cfg = mc.ModelConfig(name=PACKED_ENSEMBLE, platform="ensemble")
     _common(cfg, max_batch_size, versions)
+    _graph_facts(cfg, facts)
     _tensor(cfg.input.add(), "PROFILE_TEXT", mc.TYPE_STRING, [1])
     _tensor(cfg.input.add(), "ITEM_TEXT", mc.TYPE_STRING, [-1])
     _tensor(cfg.output.add(), "SCORE", mc.TYPE_FP32, [-1])

@@ -6,6 +6,11 @@ here), plus latency/throughput of each runtime. When the export holds the packed
 graph (`packed.onnx` beside the per-pair one), it gets the same parity gate (each user's sampled
 candidates packed as the Triton packer does) and its own throughput, and so does its TensorRT plan. The report says pass/fail per gate and overall;
 a gate that cannot be evaluated (no labels, no GPU) is reported as skipped, never as passed data.
+
+A graph that folds the calibration map in (metadata "seren.calibrated") is compared with the
+*calibrated* in-process score (the model card's map applied to the torch scorer's P(Yes)), so a graph
+carrying another map than the card fails the parity gate; an older graph without the flag is
+compared with the raw score, as before. The report's "calibration" section says which.
 """
 
 from __future__ import annotations
@@ -109,8 +114,9 @@ def validate(
     """
     import torch
 
+    from seren.llm.calibration import apply_calibration, describe, fingerprint, load_calibration
     from seren.llm.scorer import SerenScorer
-    from serving.export import PACKED_PLAN, cuda_device_count, packed_sibling, tensorrt_runner
+    from serving.export import PACKED_PLAN, cuda_device_count, graph_calibration, packed_sibling, tensorrt_runner
     from serving.triton_models.scorer.model import OnnxScorer
 
     gates = {**DEFAULT_GATES, **(gates or {})}
@@ -131,7 +137,11 @@ def validate(
     scorer = SerenScorer.from_pretrained(model_dir)
     ids_t, mask_t = scorer.encode(profiles, items)
     ids, mask = ids_t.numpy(), mask_t.numpy()
-    p_torch = scorer.score(profiles, items, batch_size=batch_size)
+    raw_torch = scorer.score(profiles, items, batch_size=batch_size)
+    card_cal = load_calibration(model_dir)
+    graph = graph_calibration(onnx_path)
+    # the in-process reference is what the graph claims to output: calibrated when the map is folded in
+    p_torch = apply_calibration(card_cal if graph["calibrated"] else None, raw_torch)
     onnx = OnnxScorer(onnx_path)
     p_onnx = _batched(onnx, ids, mask, batch_size)
 
@@ -143,6 +153,13 @@ def validate(
         "n": len(df),
         "model_dir": str(model_dir),
         "onnx_path": str(onnx_path),
+        "calibration": {
+            "card": describe(card_cal),
+            "card_sha": fingerprint(card_cal),
+            "graph_calibrated": graph["calibrated"],
+            "graph_sha": graph["calibration_sha"],
+            "reference": "calibrated in-process score" if graph["calibrated"] else "raw in-process P(Yes)",
+        },
         "torch": {"auc": auc_torch, "mean_score": float(p_torch.mean())},
         "onnx": {
             "auc": auc_onnx,
@@ -197,7 +214,10 @@ def validate(
         pad = int(scorer.tokenizer.pad_token_id)
         ort_packed = OnnxPackedScorer(packed_onnx)
         p_packed, dt = _packed_scores(ort_packed, packs, pad, len(profiles))
-        diff = np.abs(p_packed - p_torch)
+        packed_calibrated = graph_calibration(packed_onnx)["calibrated"]
+        report["calibration"]["packed_graph_calibrated"] = packed_calibrated
+        ref_packed = apply_calibration(card_cal if packed_calibrated else None, raw_torch)
+        diff = np.abs(p_packed - ref_packed)
         report["onnx_packed"] = {
             "path": str(packed_onnx),
             "packs": len(packs),
@@ -219,7 +239,7 @@ def validate(
             report["tensorrt_packed"] = {
                 "status": "measured",
                 "auc": _auc(labels, p_tp),
-                "max_abs_diff": float(np.abs(p_tp - p_torch).max()),
+                "max_abs_diff": float(np.abs(p_tp - ref_packed).max()),
                 "items_per_s": round(len(profiles) / dt, 2),
             }
         else:

@@ -14,7 +14,10 @@ in every registry version of the model:
 
 `apply_calibration` is the one function every path uses: numpy arrays (the in-process scorer,
 nearline, evaluation) and torch tensors (inside the exported scoring graph, so Triton serves the
-calibrated score; written with elementwise ops only so it traces to ONNX).
+calibrated score; written with float elementwise/broadcast ops only so it traces to ONNX and builds in
+TensorRT). serving/export.py folds the card's map into both exported graphs and records that in
+their metadata ("seren.calibrated", "seren.calibration_sha"); `map_left_to_apply` tells a client
+whether a served score still needs the map (an older graph without the flag: yes).
 Numpy only at import time (torch is imported lazily for tensors).
 """
 
@@ -168,21 +171,64 @@ def apply_calibration(cal: dict[str, Any] | None, probs: Any) -> Any:
 
 
 def _apply_torch(method: str, params: dict[str, Any], p: Any) -> Any:
-    """Same maps as the numpy branch, with ops that trace to ONNX (clamp/log/sigmoid, a ramp sum)."""
+    """Same maps as the numpy branch, with float ops only (clamp/log/sigmoid; relu/min/sum) so the map
+    traces to ONNX and builds in TensorRT: no searchsorted/bucketize, no integer gathers."""
     import torch
 
     x = p.to(torch.float32)
     if method == "platt":
         q = x.clamp(_EPS, 1.0 - _EPS)
         return torch.sigmoid(params["a"] * (torch.log(q) - torch.log1p(-q)) + params["b"])
-    xs, ys = [float(v) for v in params["x"]], [float(v) for v in params["y"]]
-    # np.interp as y0 + sum_k slope_k * clamp(p - x_k, 0, x_{k+1} - x_k): elementwise, no gather/bucketize
-    out = torch.full_like(x, ys[0])
-    for k in range(len(xs) - 1):
-        width = xs[k + 1] - xs[k]
-        if width > 0 and ys[k + 1] != ys[k]:
-            out = out + (ys[k + 1] - ys[k]) / width * (x - xs[k]).clamp(0.0, width)
-    return out
+    xs, ys = np.asarray(params["x"], dtype=np.float64), np.asarray(params["y"], dtype=np.float64)
+    if len(xs) == 1:
+        return torch.full_like(x, float(ys[0]))
+    # np.interp as y0 + sum_k slope_k * clamp(p - x_k, 0, x_{k+1} - x_k): one broadcast over the knots
+    # (graph size independent of their number); constant below x_0 and above x_last, like np.interp.
+    width, rise = np.diff(xs), np.diff(ys)
+    keep = (width > 0) & (rise != 0)
+    if not keep.any():
+        return torch.full_like(x, float(ys[0]))
+    lo = torch.tensor(xs[:-1][keep], dtype=torch.float32)
+    w = torch.tensor(width[keep], dtype=torch.float32)
+    slope = torch.tensor(rise[keep] / width[keep], dtype=torch.float32)
+    ramp = torch.minimum(torch.relu(x.unsqueeze(-1) - lo), w)
+    return (ramp * slope).sum(-1) + float(ys[0])
+
+
+def map_json(cal: dict[str, Any] | None) -> str:
+    """The map's method and parameters as canonical JSON (what an exported graph records it applies)."""
+    method = _check(cal)
+    params = {} if method == "identity" else cal["params"]  # type: ignore[index]
+    return json.dumps({"method": method, "params": params}, sort_keys=True, separators=(",", ":"))
+
+
+def fingerprint(cal: dict[str, Any] | None) -> str:
+    """Short hash of `map_json`: equal for equal maps (None == identity), so a client can tell whether
+    the map a served graph applies is the one its model card carries."""
+    import hashlib
+
+    return hashlib.sha256(map_json(cal).encode()).hexdigest()[:16]
+
+
+def map_left_to_apply(cal: dict[str, Any] | None, graph_calibrated: bool, graph_fingerprint: str | None) -> Any:
+    """The map a caller must still apply to a graph's score, so every score is calibrated exactly once.
+
+    A graph exported with its map folded in (`graph_calibrated`, recorded in its metadata) already
+    outputs the calibrated probability: nothing is left to apply, and a caller holding a *different*
+    map is refused (it holds another model's card). An older graph without the flag outputs raw
+    P(Yes): the caller applies `cal` as before.
+    """
+    from seren.errors import ConfigError
+
+    if not graph_calibrated:
+        return cal
+    if cal is not None and graph_fingerprint is not None and fingerprint(cal) != graph_fingerprint:
+        raise ConfigError(
+            f"the served scorer applies calibration map {graph_fingerprint} but the model card given has "
+            f"{describe(cal)} ({fingerprint(cal)})",
+            "use the card of the model Triton serves (seren nearline --environment ENV), or redeploy",
+        )
+    return None
 
 
 def from_card(card: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -262,6 +262,9 @@ def process_users(
                         cfg.triton_url, cfg.protocol, timeout=cfg.timeout_s, retries=cfg.retries, calibration=cal
                     )  # type: ignore[arg-type]
                     client.check_model()
+                # the served graph applies the card's map itself, or the client does (older graph);
+                # a served map that is not this card's is refused here, before any scoring
+                client.calibration_to_apply()
                 tokenizer(cfg.scorer_dir)  # loaded once per process (first tick only)
 
         # 1. cognition profiles (the model's tokenizer and training token budget)

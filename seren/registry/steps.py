@@ -28,16 +28,18 @@ def export_step(
 
     The TensorRT attempt is reported as it happened: "built", or "skipped: no GPU" (never faked).
     """
-    from serving.export import build_tensorrt, export_onnx
+    from serving.export import build_tensorrt, export_onnx, graph_calibration
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     onnx = export_onnx(model_dir, out / ONNX_NAME, opset=opset)
+    graph = graph_calibration(onnx)  # the card's map is folded into the graph: it serves calibrated scores
     stats: dict[str, Any] = {
         "onnx_export_s": round(time.perf_counter() - t0, 2),
         "onnx_bytes": onnx.stat().st_size,
         "opset": opset,
+        "calibrated": 1.0 if graph["calibrated"] else 0.0,
     }
     if tensorrt:
         trt = build_tensorrt(onnx, out / PLAN_NAME, fp16=fp16)
@@ -47,7 +49,7 @@ def export_step(
     stats["tensorrt_built"] = 1.0 if trt["status"] == "built" else 0.0
     if "build_s" in trt:
         stats["tensorrt_build_s"] = trt["build_s"]
-    write_json(out / EXPORT_INFO, {"model_dir": str(model_dir), **stats, "tensorrt": trt})
+    write_json(out / EXPORT_INFO, {"model_dir": str(model_dir), **stats, "calibration": graph, "tensorrt": trt})
     return stats
 
 
@@ -100,7 +102,8 @@ def validate_step(
         if dataset_dir:
             import pandas as pd
 
-            ref = reference_judgments(pd.read_parquet(scores_path), dataset_dir, model_dir)
+            calibrated = bool(report["calibration"]["graph_calibrated"])  # the graph applied the map already
+            ref = reference_judgments(pd.read_parquet(scores_path), dataset_dir, model_dir, calibrated=calibrated)
             if judgments_path is not None:
                 write_parquet(Path(judgments_path), ref)
             if report["passed"] and publish_reference:
@@ -112,10 +115,17 @@ def validate_step(
 
 
 def reference_judgments(
-    scores: Any, dataset_dir: str | os.PathLike[str], model_dir: str | os.PathLike[str], threshold: float = 0.5
+    scores: Any,
+    dataset_dir: str | os.PathLike[str],
+    model_dir: str | os.PathLike[str],
+    threshold: float = 0.5,
+    calibrated: bool = False,
 ) -> Any:
     """Judgment rows (monitoring.judgments schema) for validation-time scores: profile length in the
-    model's tokens, the user's category entropy and the item's popularity from the dataset."""
+    model's tokens, the user's category entropy and the item's popularity from the dataset.
+
+    calibrated: the scores come from a graph that folds the card's map in (validation report's
+    calibration.graph_calibrated); otherwise they are raw P(Yes) and the map is applied here."""
     from transformers import AutoTokenizer
 
     from monitoring.judgments import build_judgments
@@ -134,8 +144,9 @@ def reference_judgments(
     cols = ["user_id", "item_id", "score", *(["label"] if "label" in scores.columns else [])]
     from seren.llm.calibration import apply_calibration, load_calibration
 
-    # the reference holds calibrated probabilities, like nearline's judgments (issue 12)
-    scores = scores.assign(score=apply_calibration(load_calibration(model_dir), scores["score"].to_numpy()))
+    # the reference holds calibrated probabilities, like nearline's judgments (issue 12): exactly once
+    if not calibrated:
+        scores = scores.assign(score=apply_calibration(load_calibration(model_dir), scores["score"].to_numpy()))
     return build_judgments(scores[cols], prof, pop, threshold=threshold)
 
 
