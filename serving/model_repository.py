@@ -15,6 +15,10 @@ one user's profile + candidates -> one packed row, seren.llm.packed) -> `packed_
 (packed.onnx: the shared part once per pack, one score per candidate). It is written next to the
 per-pair ensemble whenever the export holds `packed.onnx` (and `packed.plan` for gpu).
 
+Both ensembles' configs carry the scorer graph's calibration facts as parameters (`calibrated`,
+`calibration_sha`, `calibration_method`; also in each version's manifest.json): clients read them
+through the model-config API and apply the card's map only when the graph does not (older exports).
+
 The tokenizer is always a python model: it applies seren's prompt format without transformers
 (the chat template is rendered once here around two placeholders) and must produce exactly the
 ids `SerenScorer.encode` produces; `build_model_repository` checks that before writing.
@@ -186,10 +190,16 @@ def calibration_facts(graph: Path | None) -> dict[str, str]:
     """What the ensemble's config tells clients about the scorer graph's output (read through the
     model-config API): calibrated "true" (the card's map is folded in; its sha and method) or
     "false" (an older graph: raw P(Yes), the client applies the map). No ONNX graph to read (a gpu
-    target given only an engine): nothing is claimed, and clients treat the output as raw."""
+    target given only an engine) or an unreadable one (Triton's load refuses it): nothing is
+    claimed, and clients treat the output as raw."""
+    from google.protobuf.message import DecodeError
+
     if graph is None or not graph.is_file():
         return {}
-    g = graph_calibration(graph)
+    try:
+        g = graph_calibration(graph)
+    except (DecodeError, ValueError, OSError):
+        return {}
     if not g["calibrated"]:
         return {"calibrated": "false"}
     return {"calibrated": "true", "calibration_sha": str(g["calibration_sha"]), "calibration_method": str(g["method"])}
