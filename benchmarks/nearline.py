@@ -214,7 +214,7 @@ def main() -> None:
     ap.add_argument("--skip-smollm2", action="store_true")
     ap.add_argument("--work", default=None, help="Working dir (kept: a re-run reuses the inputs and exports).")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "nearline.json"))
-    ap.add_argument("--candidates", type=int, default=20, help="SmolLM2: candidates per user (main + explore)")
+    ap.add_argument("--candidates", type=int, default=20, help="SmolLM2: candidates per user (main + explore + serendipity source)")
     ap.add_argument("--token-budget", type=int, default=None, help="default: the model recipe's profile budget")
     ap.add_argument("--quick", action="store_true", help="12 users, 2 SmolLM2 users, 8 candidates")
     args = ap.parse_args()
@@ -248,8 +248,12 @@ def main() -> None:
     }
     if not args.skip_smollm2:
         small = subset(data, work / f"data_{args.smollm2_users}", args.smollm2_users)
-        k_main = (args.candidates + 1) // 2
-        k_explore = args.candidates - k_main
+        from seren.nearline.candidates import NEARLINE_POOL
+
+        # nearline scores main + exploration + NEARLINE_POOL serendipity-source items per user
+        slates = max(2, args.candidates - NEARLINE_POOL)
+        k_main = (slates + 1) // 2
+        k_explore = slates - k_main
         for mode in ("packed", "pair"):
             results[f"smollm2_{mode}"] = bench_model(
                 "smollm2", resolve_base_model("smollm2"), small, pub, work, args.token_budget, k_main, k_explore,

@@ -120,8 +120,15 @@ def pack_layout(
 
 
 def _take(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
-    """x [B, H, L, D] at token positions index [B, N] -> [B, H, N, D]."""
-    return x.gather(2, index[:, None, :, None].expand(-1, x.shape[1], -1, x.shape[3]))
+    """x [B, H, L, D] at token positions index [B, N] -> [B, H, N, D].
+
+    Rows of a token-major view picked with one flat index (ONNX Gather on axis 0, a row copy)
+    instead of torch.gather (ONNX GatherElements, which needs an index as large as its output).
+    """
+    b, h, n, d = x.shape
+    flat = (index + (torch.arange(b, device=index.device) * n)[:, None]).reshape(-1)
+    rows = x.transpose(1, 2).reshape(b * n, h, d).index_select(0, flat)
+    return rows.reshape(b, -1, h, d).transpose(1, 2)
 
 
 def packed_attention(
@@ -140,19 +147,21 @@ def packed_attention(
         raise RuntimeError("seren_packed attention needs seren_layout (call it through PackedScoringHead)")
     lay = seren_layout
     groups = query.shape[1] // key.shape[1]
-    if groups > 1:  # grouped-query attention: share each key/value head among its query heads
-        key = key.repeat_interleave(groups, dim=1)
-        value = value.repeat_interleave(groups, dim=1)
     scale = scaling if scaling is not None else query.shape[-1] ** -0.5
     b, h, _, d = query.shape
 
+    def kv(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+        # gather first, then share each key/value head among its query heads (grouped-query attention)
+        x = _take(x, index)
+        return x.repeat_interleave(groups, dim=1) if groups > 1 else x
+
     query = query * scale  # on [B,H,L,D] rather than on the larger score tensors
-    qs, ks, vs = (_take(x, lay.shared_index) for x in (query, key, value))
+    qs, ks, vs = _take(query, lay.shared_index), kv(key, lay.shared_index), kv(value, lay.shared_index)
     shared_out = torch.softmax(qs @ ks.transpose(-1, -2) + lay.shared_mask, dim=-1) @ vs  # [B,H,S,D]
 
     n_c, n_t = lay.cand_index.shape[1], lay.cand_index.shape[2]
     flat = lay.cand_index.reshape(b, -1)
-    qc, kc, vc = (_take(x, flat) for x in (query, key, value))  # [B,H,C*T,D]
+    qc, kc, vc = _take(query, flat), kv(key, flat), kv(value, flat)  # [B,H,C*T,D]
     cross = (qc @ ks.transpose(-1, -2)).reshape(b, h, n_c, n_t, -1) + lay.cross_mask  # [B,H,C,T,S]
     qc5, kc5, vc5 = (x.reshape(b, h, n_c, n_t, d) for x in (qc, kc, vc))
     own = qc5 @ kc5.transpose(-1, -2) + lay.own_mask  # [B,H,C,T,T]
@@ -160,8 +169,11 @@ def packed_attention(
     n_s = ks.shape[2]
     cand_out = probs[..., :n_s].reshape(b, h, n_c * n_t, n_s) @ vs + (probs[..., n_s:] @ vc5).reshape(b, h, -1, d)
 
-    out = torch.cat([shared_out, cand_out, torch.zeros_like(shared_out[:, :, :1])], dim=2)
-    return _take(out, lay.source).transpose(1, 2).contiguous(), None
+    out = torch.cat([shared_out, cand_out, torch.zeros_like(shared_out[:, :, :1])], dim=2)  # [B,H,S+C*T+1,D]
+    n_out = out.shape[2]
+    flat = (lay.source + (torch.arange(b, device=out.device) * n_out)[:, None]).reshape(-1)
+    rows = out.transpose(1, 2).reshape(b * n_out, h, d).index_select(0, flat)
+    return rows.reshape(b, -1, h, d), None  # [B,L,H,D], what transformers' attention functions return
 
 
 AttentionInterface.register(NAME, packed_attention)
