@@ -65,6 +65,8 @@ def describe(event: dict[str, Any]) -> str:
     if isinstance(eta, int | float):
         m, s = divmod(int(round(eta)), 60)
         parts.append(f"ETA {m}m{s:02d}s")
+    if isinstance(event.get("note"), str):  # e.g. what a stage decided before (or instead of) training
+        parts.append(event["note"])
     return "  ".join(parts)
 
 

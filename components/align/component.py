@@ -22,19 +22,23 @@ def align(
     pref_learning_rate: float = 0.0002,
     pref_max_examples: int = 0,
     pref_batch_size: int = 8,
+    pref_pairs: str = "label",
+    pref_min_confidence: float = 0.0,
     lora_r: int = 8,
     lora_alpha: int = 16,
     lora_layers: int = 0,
     seed: int = 0,
 ):
     """The preference subset of seren.serengpt.config.LoraTrainingConfig (its fields, defaults and
-    checks): loss: ipo | dpo; pref_max_examples: 0 = every preference pair; lora_layers: LoRA on the
-    top N decoder blocks only (0 = all)."""
+    checks): loss: ipo | dpo; pref_max_examples: 0 = every preference pair; pref_pairs: label (every
+    labelled pair) | onpolicy (only those the SFT model gets wrong; none left: the SFT model passes
+    through untrained and the alignment gate keeps it); lora_layers: LoRA on the top N decoder blocks
+    only (0 = all)."""
     from seren.serengpt.align import align_artifact
     from seren.serengpt.config import LoraTrainingConfig
 
     cfg = LoraTrainingConfig.from_params(locals())
     stats = align_artifact(training_data.path, sft_model.path, model.path, **cfg.pref_kwargs())
-    model.metadata.update({"stage": f"sft+{loss}"})
+    model.metadata.update({"stage": f"sft+{loss}" if stats.get("steps") else "sft"})  # nothing trained: SFT
     for key, value in stats.items():
         metrics.log_metric(key, value)

@@ -79,6 +79,8 @@ def pipeline(
     lora_alpha: int = 16,
     batch_size: int = 8,
     pref_batch_size: int = 8,
+    pref_pairs: str = "label",
+    pref_min_confidence: float = 0.0,
     lora_layers: int = 0,
     registry: str = "",
     environments: str = "",
@@ -90,8 +92,9 @@ def pipeline(
     """base_model: 'smollm2' or a HF causal-LM dir; loss: ipo | dpo; teacher: none | local | openai;
     the training knobs are seren.serengpt.config.LoraTrainingConfig's fields (same defaults);
     max_examples / pref_max_examples: 0 = every SFT example / preference pair; batch_size /
-    pref_batch_size: SFT examples / preference pairs per step (a pair costs ~4 forwards); lora_layers:
-    LoRA on the top N blocks only (0 = all);
+    pref_batch_size: SFT examples / preference pairs per step (a pair costs ~4 forwards); pref_pairs:
+    label (every labelled pair) | onpolicy (only those the SFT model gets wrong); lora_layers: LoRA on
+    the top N blocks only (0 = all);
     human_dir: a Serendipity-2018 survey (folder or answers.csv; '' = skip) whose judgments the shipped
     model is compared with (human agreement step), joined with the MovieLens folder human_movies_dir;
     human_train_dir: a survey whose judgments join the training data as human labels (labeling step;
@@ -145,6 +148,8 @@ def pipeline(
         lora_r=lora_r,
         lora_alpha=lora_alpha,
         pref_batch_size=pref_batch_size,
+        pref_pairs=pref_pairs,
+        pref_min_confidence=pref_min_confidence,
         seed=seed,
         lora_layers=lora_layers,
     ).set_display_name("align (IPO/DPO)")

@@ -5,12 +5,20 @@ DPOTrainer trains a fresh LoRA on top of the *merged* SFT model; with a peft mod
 reference, trl computes the reference log-probs with the adapter disabled, i.e. exactly the SFT
 policy, so no second copy of the model is held in memory. The LoRA is merged at the end into a
 plain HF directory with a model card (README.md + model_card.json), like the SFT stage.
+
+Which pairs it trains on (`pairs`): every labelled pair ("label"), or only the on-policy pairs where
+the SFT model's own judgment contradicts the label ("onpolicy", seren.serengpt.onpolicy), which carry
+what SFT did not learn. When no pair is left (nothing contradicted, or every label below
+`min_confidence`), nothing is trained: the SFT model passes through unchanged as the stage's output,
+its card says why, and the alignment gate (seren.serengpt.evaluate.select_final: the aligned model
+must *beat* SFT on validation) then ships SFT, so the pipeline runs to the end as usual.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +28,7 @@ import pandas as pd
 
 from seren.errors import ConfigError
 from seren.serengpt.sft import (
+    MODEL_SUBDIR,
     balanced_sample,
     budget_params,
     finish_stage,
@@ -41,6 +50,7 @@ from seren.serengpt.sft import (
 log = logging.getLogger(__name__)
 
 LOSSES = {"ipo": "ipo", "dpo": "sigmoid"}  # our name -> trl loss_type
+PAIRS = ("label", "onpolicy")  # which preference pairs: every labelled pair | those the SFT model gets wrong
 PREF_COLUMNS = ["prompt", "chosen", "rejected"]
 
 
@@ -70,26 +80,60 @@ def train_preference(
     progress: bool = True,
     callbacks: Sequence[Any] = (),
     lora_layers: int | None = None,
+    pairs: str = "label",
+    min_confidence: float = 0.0,
 ) -> Path:
-    """IPO/DPO on (prompt, chosen, rejected) with the SFT model as reference; returns `out_dir/model`."""
+    """IPO/DPO on (prompt, chosen, rejected) with the SFT model as reference; returns `out_dir/model`.
+
+    `pairs`: "label" trains on every labelled pair, "onpolicy" only on those the SFT model gets
+    wrong (most confident labels first under a `max_examples` cap); pairs whose label confidence is
+    below `min_confidence` are dropped either way. With no pair left nothing is trained: the SFT
+    model is written to `out_dir/model` unchanged, with a card saying so (the alignment gate then
+    keeps SFT), rather than failing the pipeline on a model that already agrees with every label.
+    """
     from datasets import Dataset as HFDataset
     from trl import DPOConfig, DPOTrainer
 
     from seren import __version__
+    from seren import progress as events
     from seren.llm.base import resolve_base_model
 
     if loss not in LOSSES:
         raise ConfigError(f"unknown preference loss {loss!r}", f"use one of: {', '.join(LOSSES)}")
     if beta <= 0:
         raise ConfigError(f"beta must be > 0, got {beta}", "pass e.g. --beta 0.1")
+    if pairs not in PAIRS:
+        raise ConfigError(f"unknown preference pairs {pairs!r}", f"use one of: {', '.join(PAIRS)}")
+    if not 0.0 <= min_confidence <= 1.0:
+        raise ConfigError(f"min_confidence must be in [0, 1], got {min_confidence}", "pass e.g. 0.5")
     require_columns(pref_df, PREF_COLUMNS, "preference")
     params = {
         "loss": loss,
         "beta": beta,
+        "pairs": pairs,
+        "min_confidence": min_confidence,
         **budget_params(max_steps, max_examples, lora_r, lora_alpha, learning_rate, batch_size, seed, lora_layers),
     }
     sft_path = resolve_base_model(sft_model_dir)
-    data = balanced_sample(_pref_label(pref_df), max_examples, seed)
+    labelled = _pref_label(pref_df)
+    selection: dict[str, Any] = {"pairs": pairs, "min_confidence": float(min_confidence)}
+    if pairs == "onpolicy":
+        from seren.serengpt.onpolicy import onpolicy_pairs
+
+        chosen, stats = onpolicy_pairs(sft_path, labelled, min_confidence)
+        selection["onpolicy"] = stats
+        # most confident first: a cap keeps the strongest contradicted labels
+        data = balanced_sample(chosen.head(max_examples) if max_examples else chosen, None, seed)
+        if len(data):
+            note = f"on-policy pairs: {stats['n_contradicted']} of {stats['n_candidates']} contradict the SFT model"
+            events.emit(f"align-{loss}", 0, max_steps, note=note)
+    else:
+        conf = labelled["confidence"].astype(float) if "confidence" in labelled.columns else None
+        kept = labelled[conf >= min_confidence] if conf is not None and min_confidence > 0 else labelled
+        selection["n_below_min_confidence"] = int(len(labelled) - len(kept))
+        data = balanced_sample(kept, max_examples, seed) if len(kept) else kept
+    if len(data) == 0:
+        return _pass_through(sft_path, Path(out_dir), loss, params, selection, len(pref_df))
     stage = open_stage(out_dir, params, data, PREF_COLUMNS, sft_path)
     if stage.done is not None:
         log.info("aligned model for this data and settings already exists at %s", stage.done)
@@ -145,6 +189,7 @@ def train_preference(
                 "chosen_yes_share": float(data["label"].mean()),
                 "n_users": int(data["user_id"].nunique()) if "user_id" in data.columns else None,
                 "max_length_tokens": int(max_length),
+                **selection,
             },
         },
         "hyperparameters": {
@@ -158,6 +203,53 @@ def train_preference(
     # the SFT loss curve is already in the SFT card; keep this card readable
     card["train_metrics"]["sft"] = {k: v for k, v in card["train_metrics"]["sft"].items() if not k.endswith("_curve")}
     return finish_stage(trainer, tok, stage, card)
+
+
+def _pass_through(
+    sft_path: Path, out_dir: Path, loss: str, params: dict[str, Any], selection: dict[str, Any], n_available: int
+) -> Path:
+    """No preference pair left: the SFT model, unchanged (hard links where possible), as `out_dir/model`."""
+    from seren import __version__
+    from seren import progress as events
+    from seren.io import atomic_dir
+    from seren.llm.card import CARD_JSON, CARD_MD, write_model_card
+
+    why = "no preference pair contradicts the SFT model" if selection["pairs"] == "onpolicy" else "no preference pair"
+    why += f" (label confidence >= {selection['min_confidence']})" if selection["min_confidence"] > 0 else ""
+    note = f"{why}: nothing trained, the SFT model passes through unchanged (the alignment gate keeps SFT)"
+    log.warning("%s", note)
+    events.emit(f"align-{loss}", 0, 0, note=note)
+    sft_card = read_model_card(sft_path)
+    card = {
+        **{k: v for k, v in sft_card.items() if k in ("base_model", "prompt")},
+        "stage": sft_card.get("stage", "sft"),
+        "parent_model": str(sft_path),
+        "created": utc_now(),
+        "seren_version": __version__,
+        "data": {
+            "sft": sft_card.get("data", {}),
+            "preference": {"n_pairs": 0, "n_available": int(n_available), "trained": False, "note": note, **selection},
+        },
+        "hyperparameters": {"sft": sft_card.get("hyperparameters", {}), "preference": params},
+        "train_metrics": {"sft": sft_card.get("train_metrics", {}), "preference": {"steps": 0}},
+    }
+    card["train_metrics"]["sft"] = {k: v for k, v in card["train_metrics"]["sft"].items() if not k.endswith("_curve")}
+
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    model_dir = out_dir / MODEL_SUBDIR
+    with atomic_dir(model_dir) as tmp:
+        for f in sft_path.iterdir():
+            if f.is_file() and f.name not in (CARD_JSON, CARD_MD, ".seren-artifact"):
+                link(str(f), str(tmp / f.name))
+            elif f.is_dir():
+                shutil.copytree(f, tmp / f.name, copy_function=link)
+        write_model_card(tmp, card)
+    return model_dir
 
 
 def preference_margins(model: Any, tokenizer: Any, pref_df: pd.DataFrame, batch_size: int = 8) -> np.ndarray:
@@ -214,7 +306,13 @@ def align_artifact(
     loss: str = "ipo",
     **params: Any,
 ) -> dict[str, float]:
-    """Training-data dir + SFT model -> merged aligned model at `model_out`; numeric metrics."""
+    """Training-data dir + SFT model -> merged aligned model at `model_out`; numeric metrics.
+
+    `params` are train_preference's (LoraTrainingConfig.pref_kwargs()). With pairs="onpolicy" the
+    selection stats are in the metrics as `data.onpolicy.*` (n_candidates, n_contradicted,
+    contradicted_positive/negative, mean_confidence); `steps` 0 means no pair was left and
+    `model_out` is the SFT model unchanged (the alignment gate then ships SFT).
+    """
     from seren.serengpt.labeling import TrainingData
 
     td = TrainingData.load(training_data_dir)

@@ -1,7 +1,7 @@
 """LoRA training's settings, defined once.
 
 `LoraTrainingConfig` is the one definition of the serengpt_training pipeline's training knobs (base
-model, profile token budget, SFT and IPO/DPO budgets, LoRA shape, seed): the distill and align
+model, profile token budget, SFT and IPO/DPO budgets, which preference pairs, LoRA shape, seed): the distill and align
 components' inputs (components/distill, components/align; each takes its stage's subset), the
 pipeline's parameters (pipelines/serengpt_training) and the `seren serengpt train` options (generated
 from the fields, seren/commands/_model_options.py) carry exactly these fields with these defaults
@@ -38,6 +38,8 @@ PREF_FIELDS = (
     "pref_learning_rate",
     "pref_max_examples",
     "pref_batch_size",
+    "pref_pairs",
+    "pref_min_confidence",
     "lora_r",
     "lora_alpha",
     "lora_layers",
@@ -62,6 +64,14 @@ class LoraTrainingConfig(StageConfig):
     pref_learning_rate: float = _opt(0.0002, "Preference learning rate.", "--pref-lr", gt=0.0)
     pref_max_examples: int = _opt(0, "Cap on preference pairs (0: every pair).", ge=0)
     pref_batch_size: int = _opt(8, "Preference pairs per step (a pair costs ~4 forwards).", ge=1)
+    pref_pairs: Literal["label", "onpolicy"] = _opt(
+        "label",
+        "Which preference pairs the aligned model trains on: every labelled pair (label), or only those "
+        "the SFT model gets wrong (onpolicy).",
+    )
+    pref_min_confidence: float = _opt(
+        0.0, "Drop preference pairs whose label confidence is below this (0: keep all).", ge=0.0, le=1.0
+    )
     lora_r: int = _opt(8, "LoRA rank.", ge=1)
     lora_alpha: int = _opt(16, "LoRA alpha (scale = alpha / r).", ge=1)
     lora_layers: int = _opt(0, "LoRA on the top N decoder blocks only (0: all; fewer is cheaper on CPU).", ge=0)
@@ -87,6 +97,8 @@ class LoraTrainingConfig(StageConfig):
             "max_examples": self.pref_max_examples or None,
             "learning_rate": self.pref_learning_rate,
             "batch_size": self.pref_batch_size,
+            "pairs": self.pref_pairs,
+            "min_confidence": self.pref_min_confidence,
             **self._lora(progress),
         }
 

@@ -18,6 +18,8 @@ from seren.serengpt.config import LoraTrainingConfig
         ({"sft_learning_rate": 0.0}, "sft_learning_rate must be > 0.0 (got 0.0)"),
         ({"lora_r": 0}, "lora_r must be >= 1 (got 0)"),
         ({"lora_rank": 4}, "unknown LoRA training setting 'lora_rank'"),
+        ({"pref_pairs": "foo"}, "pref_pairs must be 'label' or 'onpolicy' (got 'foo')"),
+        ({"pref_min_confidence": 1.5}, "pref_min_confidence must be <= 1.0 (got 1.5)"),
     ],
 )
 def test_bad_budgets_are_one_line_config_errors(bad: dict, needle: str) -> None:
@@ -45,8 +47,12 @@ def test_stage_kwargs_map_the_fields_and_zero_means_no_cap() -> None:
         "max_examples": 12,
         "learning_rate": 0.0002,
         "batch_size": 8,
+        "pairs": "label",
+        "min_confidence": 0.0,
         **lora,
     }
+    assert LoraTrainingConfig(pref_pairs="onpolicy", pref_min_confidence=0.5).pref_kwargs()["pairs"] == "onpolicy"
+    assert LoraTrainingConfig(pref_min_confidence=0.5).pref_kwargs()["min_confidence"] == 0.5
     assert LoraTrainingConfig().sft_kwargs()["lora_layers"] is None  # 0 = LoRA on every block
     assert LoraTrainingConfig(seed=None, max_examples=None).model_dump() == LoraTrainingConfig().model_dump()
 
@@ -57,3 +63,11 @@ def test_the_loss_choices_are_the_trainers_losses() -> None:
     from seren.serengpt.align import LOSSES
 
     assert set(get_args(LoraTrainingConfig.model_fields["loss"].annotation)) == set(LOSSES)
+
+
+def test_the_pair_choices_are_the_trainers_choices() -> None:
+    from typing import get_args
+
+    from seren.serengpt.align import PAIRS
+
+    assert set(get_args(LoraTrainingConfig.model_fields["pref_pairs"].annotation)) == set(PAIRS)

@@ -56,3 +56,33 @@ def test_align_component_local(kfp_local, training_data: Path, tiny_model_dir: P
     models = sorted(Path(kfp_local).rglob("align/model"))
     assert len(models) == 1, "the align task did not write its model"
     assert json.loads((models[0] / "model_card.json").read_text())["stage"] == "sft+ipo"
+
+
+def test_align_component_onpolicy_records_the_selection(artifact, training_data: Path, tiny_model_dir: Path) -> None:
+    """pref_pairs=onpolicy: the SFT model scores every preference prompt, the pairs it gets wrong are
+    trained on, and the selection stats land in the card and the metrics."""
+    from seren.serengpt.labeling import TrainingData
+    from seren.serengpt.onpolicy import select_onpolicy, sft_p_yes
+
+    pref = TrainingData.load(training_data).pref_train
+    expected = select_onpolicy(pref, sft_p_yes(tiny_model_dir, pref["prompt"].tolist()))
+    assert len(expected) > 0  # the tiny random policy contradicts some labels
+    model, metrics = artifact(dsl.Model, "model"), artifact(dsl.Metrics, "metrics")
+    align.python_func(
+        training_data=dsl.Dataset(name="td", uri=str(training_data)),
+        sft_model=dsl.Model(name="sft", uri=str(tiny_model_dir)),
+        model=model,
+        metrics=metrics,
+        pref_pairs="onpolicy",
+        pref_steps=1,
+        pref_max_examples=4,
+        pref_batch_size=4,
+    )
+    card = json.loads((Path(model.path) / "model_card.json").read_text())
+    stats = card["data"]["preference"]["onpolicy"]
+    assert stats["n_candidates"] == len(pref) and stats["n_contradicted"] == len(expected)
+    assert stats["contradicted_positive"] == int((expected["label"] == 1).sum())
+    assert stats["contradicted_negative"] == int((expected["label"] == 0).sum())
+    assert stats["mean_confidence"] == pytest.approx(expected["confidence"].mean())
+    assert card["data"]["preference"]["n_pairs"] == min(4, len(expected)) and card["stage"] == "sft+ipo"
+    assert metrics.metadata["data.onpolicy.n_contradicted"] == len(expected) and metrics.metadata["steps"] == 1
