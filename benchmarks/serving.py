@@ -170,6 +170,23 @@ def infer_body(model: str, profile: str, items: list[str]) -> dict:
     return {"inputs": inputs, "outputs": [{"name": "SCORE"}]}
 
 
+def warm_request(url: str, model: str, body: dict) -> float:
+    """Seconds of one request (after a first, untimed one): sizes each point's duration."""
+    import json
+    import urllib.request
+
+    req = urllib.request.Request(
+        f"http://{url}/v2/models/{model}/infer",
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    for _ in range(2):
+        t = time.perf_counter()
+        with urllib.request.urlopen(req, timeout=600) as resp:
+            resp.read()
+    return time.perf_counter() - t
+
+
 def run_wrk(url: str, model: str, body: dict, concurrency: int, duration: int, work: Path) -> dict:
     """One wrk run at `concurrency` open connections; its own latency percentiles."""
     import json
@@ -220,7 +237,10 @@ def load_test(argv: list[str]) -> None:
     from serving.model_repository import build_model_repository
     from serving.triton import TritonServer
 
-    load0 = os.getloadavg()
+    sys.path.insert(0, str(ROOT))
+    from benchmarks._machine import Quiet
+
+    quiet = Quiet("serving_load").start()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="seren-bench-load-"))
     work.mkdir(parents=True, exist_ok=True)
     if args.quick:
@@ -244,9 +264,14 @@ def load_test(argv: list[str]) -> None:
     ) as srv:
         for model in ("serengpt_packed", "serengpt"):
             body = infer_body(model, profiles[0], items)
+            one = warm_request(srv.http_url, model, body)
             results[model] = []
             for c in args.concurrency:
-                r = run_wrk(srv.http_url, model, body, c, args.duration, work)
+                # At least two requests' worth per connection: a shorter point would count only the
+                # first wave (a per-pair request of 20 items takes seconds; 16 of them queue).
+                secs = max(args.duration, int(2 * c * one) + 1)
+                r = run_wrk(srv.http_url, model, body, c, secs, work)
+                r["single_request_s"] = round(one, 3)
                 results[model].append(r)
                 print(model, r, flush=True)
     ratio = {
@@ -257,19 +282,16 @@ def load_test(argv: list[str]) -> None:
         "what": "wrk (HTTP/JSON, KServe v2) against the local tritonserver: one request = one user's candidates",
         "model": str(model_dir),
         "candidates_per_request": args.candidates,
-        "duration_s_per_point": args.duration,
+        "duration_s_per_point_min": args.duration,
         "results": results,
         "packed_over_pair_items_per_s": ratio,
         "notes": [
             "wrk counts requests completed within the duration; a request in flight at the end is not counted",
             "latency percentiles are wrk's (per request, i.e. per user of --candidates items)",
+            "each point runs max(--duration, 2 x concurrency x one warm request's time) seconds",
         ],
-        "machine": {
-            "platform": platform.platform(),
-            "cpu_count": os.cpu_count(),
-            "loadavg_start": [round(x, 2) for x in load0],
-            "loadavg_end": [round(x, 2) for x in os.getloadavg()],
-        },
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
+        "quiet": quiet.stop(),
         "quick": args.quick,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
