@@ -65,6 +65,7 @@ def pipeline(
     token_budget: int = 64,
     label_frac: float = 0.4,
     snapshots: int = 2,
+    per_user_cutoffs: bool = True,
     teacher: str = "none",
     test_frac: float = 0.25,
     sft_steps: int = 60,
@@ -90,6 +91,10 @@ def pipeline(
     human_train_movies_dir: str = "",
 ) -> Outputs:
     """base_model: 'smollm2' or a HF causal-LM dir; loss: ipo | dpo; teacher: none | local | openai;
+    label_frac / snapshots: profiles as of `snapshots` cutoffs spread over the last `label_frac` of events,
+    labels from the events after each cutoff; per_user_cutoffs: those cutoffs are quantiles of each user's
+    own events (every user with history gets labels; MovieLens users are each active in a short period),
+    false: of all events (only users active late in the global timeline get labels);
     the training knobs are seren.serengpt.config.LoraTrainingConfig's fields (same defaults);
     max_examples / pref_max_examples: 0 = every SFT example / preference pair; batch_size /
     pref_batch_size: SFT examples / preference pairs per step (a pair costs ~4 forwards); pref_pairs:
@@ -113,7 +118,12 @@ def pipeline(
     ).set_display_name("features")
     data = feats.outputs["dataset"]
     prof = cognition_profiles(
-        dataset=data, base_model=base_model, token_budget=token_budget, label_frac=label_frac, snapshots=snapshots
+        dataset=data,
+        base_model=base_model,
+        token_budget=token_budget,
+        label_frac=label_frac,
+        snapshots=snapshots,
+        per_user=per_user_cutoffs,
     ).set_display_name("cognition profiles")
     lab = label_data(
         dataset=data,

@@ -137,7 +137,7 @@ def run_training(
     source = {
         "dataset_dir": str(data.resolve()),
         "token_budget": recipe.get("token_budget"),  # the pipeline's default unless given
-        **{k: res["params"][k] for k in ("label_frac", "snapshots") if k in res["params"]},
+        **{k: res["params"][k] for k in ("label_frac", "snapshots", "per_user_cutoffs") if k in res["params"]},
         "training_data_dir": artifact("label-data", "training_data"),
     }
     for d in (sft, aligned, final):
