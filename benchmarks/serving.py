@@ -170,7 +170,7 @@ def infer_body(model: str, profile: str, items: list[str]) -> dict:
     return {"inputs": inputs, "outputs": [{"name": "SCORE"}]}
 
 
-def warm_request(url: str, model: str, body: dict) -> float:
+def warm_request(url: str, model: str, body: dict, repeats: int = 2) -> float:
     """Seconds of one request (after a first, untimed one): sizes each point's duration."""
     import json
     import urllib.request
@@ -180,7 +180,7 @@ def warm_request(url: str, model: str, body: dict) -> float:
         data=json.dumps(body).encode(),
         headers={"Content-Type": "application/json"},
     )
-    for _ in range(2):
+    for _ in range(repeats):
         t = time.perf_counter()
         with urllib.request.urlopen(req, timeout=600) as resp:
             resp.read()
@@ -267,11 +267,14 @@ def load_test(argv: list[str]) -> None:
             one = warm_request(srv.http_url, model, body)
             results[model] = []
             for c in args.concurrency:
-                # At least two requests' worth per connection: a shorter point would count only the
+                # At least 1.5 requests per connection: a shorter point would count only the
                 # first wave (a per-pair request of 20 items takes seconds; 16 of them queue).
-                secs = max(args.duration, int(2 * c * one) + 1)
+                secs = max(args.duration, int(1.5 * c * one) + 1)
                 r = run_wrk(srv.http_url, model, body, c, secs, work)
                 r["single_request_s"] = round(one, 3)
+                # wrk stops with up to `c` requests still queued in Triton: drain them (one more
+                # request waits behind them) so they do not run into the next point
+                warm_request(srv.http_url, model, body, repeats=1)
                 results[model].append(r)
                 print(model, r, flush=True)
     ratio = {
@@ -288,7 +291,7 @@ def load_test(argv: list[str]) -> None:
         "notes": [
             "wrk counts requests completed within the duration; a request in flight at the end is not counted",
             "latency percentiles are wrk's (per request, i.e. per user of --candidates items)",
-            "each point runs max(--duration, 2 x concurrency x one warm request's time) seconds",
+            "each point runs max(--duration, 1.5 x concurrency x one warm request's time) seconds",
         ],
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count()},
         "quiet": quiet.stop(),
