@@ -35,6 +35,31 @@ def read_model_card(model_dir: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(f.read_text()) if f.is_file() else {}
 
 
+def copy_model_with_card(
+    src: str | os.PathLike[str], out_dir: str | os.PathLike[str], card: dict[str, Any], force: bool = False
+) -> Path:
+    """`src`'s model files (hard links when possible: no second copy of the weights) with a new
+    card, written atomically at `out_dir` (`force`: replace what is there, see seren.io.atomic_dir)."""
+    import shutil
+
+    from seren.io import atomic_dir
+
+    def link(a: str, b: str) -> None:
+        try:
+            os.link(a, b)
+        except OSError:
+            shutil.copy2(a, b)
+
+    with atomic_dir(out_dir, force=force) as tmp:
+        for f in Path(src).iterdir():
+            if f.is_file() and f.name not in (CARD_JSON, CARD_MD, ".seren-artifact"):
+                link(str(f), str(tmp / f.name))
+            elif f.is_dir():
+                shutil.copytree(f, tmp / f.name, copy_function=link)
+        write_model_card(tmp, card)
+    return Path(out_dir)
+
+
 def update_model_card(model_dir: str | os.PathLike[str], **sections: Any) -> dict[str, Any]:
     """Add sections (e.g. evaluation metrics known only after training) to an existing card."""
     card = read_model_card(model_dir)

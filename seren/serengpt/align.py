@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -211,8 +210,7 @@ def _pass_through(
     """No preference pair left: the SFT model, unchanged (hard links where possible), as `out_dir/model`."""
     from seren import __version__
     from seren import progress as events
-    from seren.io import atomic_dir
-    from seren.llm.card import CARD_JSON, CARD_MD, write_model_card
+    from seren.llm.card import copy_model_with_card
 
     why = "no preference pair contradicts the SFT model" if selection["pairs"] == "onpolicy" else "no preference pair"
     why += f" (label confidence >= {selection['min_confidence']})" if selection["min_confidence"] > 0 else ""
@@ -235,21 +233,7 @@ def _pass_through(
     }
     card["train_metrics"]["sft"] = {k: v for k, v in card["train_metrics"]["sft"].items() if not k.endswith("_curve")}
 
-    def link(a: str, b: str) -> None:
-        try:
-            os.link(a, b)
-        except OSError:
-            shutil.copy2(a, b)
-
-    model_dir = out_dir / MODEL_SUBDIR
-    with atomic_dir(model_dir) as tmp:
-        for f in sft_path.iterdir():
-            if f.is_file() and f.name not in (CARD_JSON, CARD_MD, ".seren-artifact"):
-                link(str(f), str(tmp / f.name))
-            elif f.is_dir():
-                shutil.copytree(f, tmp / f.name, copy_function=link)
-        write_model_card(tmp, card)
-    return model_dir
+    return copy_model_with_card(sft_path, out_dir / MODEL_SUBDIR, card)
 
 
 def preference_margins(model: Any, tokenizer: Any, pref_df: pd.DataFrame, batch_size: int = 8) -> np.ndarray:

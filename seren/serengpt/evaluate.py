@@ -263,10 +263,7 @@ def finalize_model(
 ) -> Path:
     """The shipped model: `model_dir`'s files (hard links when possible) + a card with the
     calibration map and the selection, written atomically at `out_dir`."""
-    import shutil
-
-    from seren.io import atomic_dir
-    from seren.llm.card import CARD_JSON, CARD_MD, read_model_card, write_model_card
+    from seren.llm.card import copy_model_with_card, read_model_card
 
     src = Path(model_dir)
     card = read_model_card(src)
@@ -275,20 +272,7 @@ def finalize_model(
     if held_out is not None:
         card.setdefault("metrics", {})["held_out"] = {k: v for k, v in held_out.items() if k != "calibration"}
 
-    def link(a: str, b: str) -> None:
-        try:
-            os.link(a, b)
-        except OSError:
-            shutil.copy2(a, b)
-
-    with atomic_dir(out_dir, force=True) as tmp:
-        for f in src.iterdir():
-            if f.is_file() and f.name not in (CARD_JSON, CARD_MD, ".seren-artifact"):
-                link(str(f), str(tmp / f.name))
-            elif f.is_dir():
-                shutil.copytree(f, tmp / f.name, copy_function=link)
-        write_model_card(tmp, card)
-    return Path(out_dir)
+    return copy_model_with_card(src, out_dir, card, force=True)
 
 
 def evaluate_artifacts(
