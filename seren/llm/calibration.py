@@ -79,17 +79,23 @@ def fit_platt(labels: np.ndarray, probs: np.ndarray, l2: float = 1e-3, iters: in
 
 
 def fit_isotonic(labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:
-    """Monotone non-decreasing step fit (pool adjacent violators), stored as interpolation knots."""
+    """Centered isotonic regression: pool adjacent violators, then one knot per pooled block at the
+    mean score of its rows, linearly interpolated (flat beyond the outer knots).
+
+    The plain PAV step function maps every score inside a block to one value: fitted on a small
+    validation set it had three blocks, and every served candidate of the demo came back as 0.250
+    (a tie that threw the model's ranking away). Knots at block centres keep the map strictly
+    increasing between them, so the ranking survives calibration (Oron & Flournoy, 2017).
+    """
     from sklearn.isotonic import IsotonicRegression
 
-    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(
-        np.asarray(probs, dtype=float), np.asarray(labels, dtype=float)
-    )
-    xs, ys = np.asarray(iso.X_thresholds_, dtype=float), np.asarray(iso.y_thresholds_, dtype=float)
-    # one knot per x (a vertical jump between two equal x's is not a function of p)
-    ux, inv = np.unique(xs, return_inverse=True)
-    uy = np.bincount(inv, weights=ys) / np.bincount(inv)
-    return {"method": "isotonic", "params": {"x": ux.tolist(), "y": uy.tolist()}}
+    x = np.asarray(probs, dtype=float)
+    iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(x, np.asarray(labels, dtype=float))
+    fitted = iso.predict(x)
+    levels, block = np.unique(np.round(fitted, 12), return_inverse=True)  # one block per fitted level
+    centres = np.bincount(block, weights=x) / np.bincount(block)
+    order = np.argsort(centres, kind="stable")
+    return {"method": "isotonic", "params": {"x": centres[order].tolist(), "y": levels[order].tolist()}}
 
 
 def _fit(method: str, labels: np.ndarray, probs: np.ndarray) -> dict[str, Any]:

@@ -134,3 +134,15 @@ def test_finalize_model_writes_the_map_into_a_new_card(tiny_model_dir: Path, tmp
     assert (out / "config.json").read_bytes() == (tiny_model_dir / "config.json").read_bytes()
     assert read_model_card(tiny_model_dir) == before  # the source model is untouched
     assert load_calibration(tiny_model_dir) is None
+
+
+def test_isotonic_keeps_the_ranking_inside_a_pooled_block() -> None:
+    """Centered isotonic: one knot per pooled block at its rows' mean score (hand-computed here), so
+    scores that plain PAV would map to one plateau value stay distinct and in order."""
+    x = np.array([1e-7, 2e-6, 0.58, 0.7, 0.8, 0.96, 0.965, 0.976])
+    y = np.array([0, 0, 0, 1, 0, 0, 1, 1])
+    cal = fit_isotonic(y, x)
+    assert cal["params"]["x"] == pytest.approx([(1e-7 + 2e-6 + 0.58) / 3, (0.7 + 0.8 + 0.96) / 3, (0.965 + 0.976) / 2])
+    assert cal["params"]["y"] == pytest.approx([0.0, 1 / 3, 1.0])
+    out = apply_calibration(cal, np.array([0.6, 0.7, 0.9, 0.96]))
+    assert np.all(np.diff(out) > 0)  # PAV's step function gave 1/3 to the last three
