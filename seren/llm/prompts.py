@@ -10,12 +10,14 @@ from typing import Any
 
 from seren.llm.relation import candidate_block, split_profile
 
+QUESTION = "Is this item a pleasant surprise for this user? Answer Yes or No."
+# The question sits in the system text, not after each candidate: packed scoring (seren.llm.packed)
+# pays for the shared part once per user but for a candidate's tokens once per candidate.
 SYSTEM = (
     "You judge recommendations. Answer Yes if the candidate item would be a pleasant surprise "
     "for the user: something they would enjoy but would not have found within their usual "
-    "interests. Answer No if it is what they already consume or something they would not enjoy."
+    "interests. Answer No if it is what they already consume or something they would not enjoy. " + QUESTION
 )
-QUESTION = "Is this item a pleasant surprise for this user? Answer Yes or No."
 YES, NO = "Yes", "No"
 
 
@@ -24,7 +26,7 @@ def user_message(profile_text: str, item_text: str, fields: dict[str, Any] | str
     its structured fields (or explicit `fields`) give the relation line."""
     text, _ = split_profile(profile_text)
     block = candidate_block(profile_text, item_text, fields)
-    return f"User profile:\n{text.strip()}\n\nCandidate item:\n{block}\n\n{QUESTION}"
+    return f"User profile:\n{text.strip()}\n\nCandidate item:\n{block}"
 
 
 def build_prompt(tokenizer: Any, profile_text: str, item_text: str, fields: dict[str, Any] | str | None = None) -> str:

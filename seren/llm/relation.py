@@ -97,13 +97,15 @@ def relation_from_fields(fields: dict[str, Any] | None, category: str) -> str:
     if not engaged and not tops:
         return ""
     top = category.split("/")[0]
+    # Terse on purpose: the line is paid once per candidate (20 per user in nearline), and the
+    # item's own Category line right above it already names the category.
     if category in engaged:
-        return f"Relation: the user already engaged with {category} {engaged[category]} times."
+        return f"Relation: engaged {engaged[category]} times before."
     listed = "listed " if fields.get("engaged_more") else ""
     siblings = [k for k in engaged if k.split("/")[0] == top]
     if siblings or top in tops:
         why = ", ".join(siblings) if siblings else f"{round(tops[top] * 100)}%"
-        return f"Relation: {category} is new to the user's {listed}interests, but {top} is a category they engage with ({why})."
+        return f"Relation: new to the user's {listed}interests; {top} is engaged ({why})."
     return f"Relation: {top} is outside the user's {listed}interests."
 
 

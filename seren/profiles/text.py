@@ -21,20 +21,25 @@ def category_top(category: pd.Series) -> pd.Series:
     return category.astype(str).str.split("/", n=1).str[0].str.strip()
 
 
+# Words of an item's description kept in its text. A candidate's text is paid once per candidate
+# (20 per user in nearline) and a catalogue's descriptions can run to hundreds of words; the
+# opening words carry the kind and quality of the item.
+DESCRIPTION_WORDS = 20
+
+
 def item_text(items: pd.DataFrame) -> pd.Series:
-    """One compact description per item (indexed like `items`): title, category, price, text."""
+    """One compact description per item (indexed like `items`): title, category, the description's
+    first DESCRIPTION_WORDS words. No price: it costs ~9 tokens a candidate (digits tokenize one by
+    one) and says little about whether an item would surprise."""
     title = items["title"].fillna("").astype(str).str.strip()
     cat = items["category"].fillna("").astype(str).str.strip()
     out = title + "\nCategory: " + cat
-    if "price" in items.columns:
-        price = pd.to_numeric(items["price"], errors="coerce")
-        has = price.notna()
-        out = out.where(~has, out + "\nPrice: " + price.map(lambda p: f"{p:.2f}"))
     text = items["text"].fillna("").astype(str).str.strip()
     # Titles are often repeated at the start of the text ("Memento (2000). Genres: ..."); don't
     # pay for them twice.
     lead = pd.Series([t.startswith(ti) and ti != "" for t, ti in zip(text, title, strict=True)], index=items.index)
     rest = text.where(~lead, [t[len(ti) :].lstrip(" .:-—") for t, ti in zip(text, title, strict=True)])
+    rest = rest.map(lambda t: " ".join(t.split()[:DESCRIPTION_WORDS]))
     return out.where(rest.eq(""), out + "\n" + rest)
 
 

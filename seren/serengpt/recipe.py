@@ -19,7 +19,9 @@ from seren.errors import ConfigError
 
 RECIPE_KEY = "prompt"
 BASE_TOKEN_BUDGET = 64  # a card-less base model (zero-shot): the training pipeline's default
-PROMPT_FORMAT = "seren.llm.prompts.build_prompt/v1 (item_text + relation line)"
+# v2: question in the system text, terse relation line, item text without price and with the
+# description cut to DESCRIPTION_WORDS words (shorter candidate parts for packed scoring).
+PROMPT_FORMAT = "seren.llm.prompts.build_prompt/v2 (item_text + relation line)"
 
 
 def prompt_recipe(token_budget: int, profile_config: Any | None = None) -> dict[str, Any]:
@@ -44,8 +46,8 @@ def recipe_from_card(card: dict[str, Any]) -> dict[str, Any] | None:
 def model_recipe(model: str | os.PathLike[str], token_budget: int | None = None) -> dict[str, Any]:
     """The recipe to score `model` with; `token_budget` overrides the recorded budget.
 
-    A model dir with a card that records no budget raises a one-line ConfigError; a base model
-    (no card) gets BASE_TOKEN_BUDGET and the default profile.
+    A model dir with a card that records no budget, or another prompt format, raises a one-line
+    ConfigError; a base model (no card) gets BASE_TOKEN_BUDGET and the default profile.
     """
     from seren.llm.card import CARD_JSON, read_model_card
 
@@ -56,6 +58,11 @@ def model_recipe(model: str | os.PathLike[str], token_budget: int | None = None)
         raise ConfigError(
             f"the model card of {path} records no prompt token budget, so its prompt cannot be rebuilt",
             "retrain the model with this seren version (training records it) or pass --token-budget N",
+        )
+    if rec is not None and rec.get("format", PROMPT_FORMAT) != PROMPT_FORMAT:
+        raise ConfigError(
+            f"{path} was trained on prompt format {rec['format']!r}; this seren renders {PROMPT_FORMAT!r}",
+            "retrain the model with this seren version, or score it with the seren version that trained it",
         )
     if rec is None:
         rec = prompt_recipe(token_budget or BASE_TOKEN_BUDGET) | {"recorded": False}

@@ -16,15 +16,12 @@ def item(category: str) -> str:
 
 
 def test_already_engaged_subcategory() -> None:
-    assert relation_line(PROFILE, item("Music/Jazz")) == "Relation: the user already engaged with Music/Jazz 3 times."
+    assert relation_line(PROFILE, item("Music/Jazz")) == "Relation: engaged 3 times before."
 
 
 def test_new_subcategory_of_an_engaged_category_names_the_siblings() -> None:
     line = relation_line(PROFILE, item("Books/Poetry"))
-    assert line == (
-        "Relation: Books/Poetry is new to the user's interests, but Books is a category they engage with "
-        "(Books/Sci-Fi)."
-    )
+    assert line == "Relation: new to the user's interests; Books is engaged (Books/Sci-Fi)."
 
 
 def test_unrelated_category_is_outside() -> None:
@@ -33,7 +30,7 @@ def test_unrelated_category_is_outside() -> None:
 
 def test_top_interest_without_listed_subcategory() -> None:
     profile = "Top interests: Travel 100% (entropy 0.00 bits; explores 0% outside)."
-    assert relation_line(profile, item("Travel/Cities")).endswith("Travel is a category they engage with (100%).")
+    assert relation_line(profile, item("Travel/Cities")).endswith("Travel is engaged (100%).")
 
 
 def test_hidden_subcategories_make_the_claim_about_listed_ones_only() -> None:
@@ -49,4 +46,4 @@ def test_no_line_without_a_category_or_a_parsable_profile() -> None:
 
 def test_prompt_places_the_line_after_the_item() -> None:
     msg = prompts.user_message(PROFILE, item("Tech/AI"))
-    assert "A beloved collection.\nRelation: Tech is outside the user's interests.\n\nIs this item" in msg
+    assert msg.endswith("A beloved collection.\nRelation: Tech is outside the user's interests.")

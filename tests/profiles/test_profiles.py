@@ -196,14 +196,20 @@ def test_item_text_rendering() -> None:
 
     items = pd.DataFrame(
         {
-            "title": ["Memento (2000)", "Tent", "Sonnets"],
-            "text": ["Memento (2000). Genres: Mystery.", "Tent", "A poetry book."],
-            "category": ["Movies/Mystery", "Outdoors/Camping", "Books/Poetry"],
-            "price": [float("nan"), 120.0, 9.5],
+            "title": ["Memento (2000)", "Tent", "Sonnets", "Atlas"],
+            "text": [
+                "Memento (2000). Genres: Mystery.",
+                "Tent",
+                "A poetry book.",
+                " ".join(f"w{i}" for i in range(30)) + "\nsecond line",
+            ],
+            "category": ["Movies/Mystery", "Outdoors/Camping", "Books/Poetry", "Books/Maps"],
+            "price": [float("nan"), 120.0, 9.5, 3.0],
         }
     )
     assert item_text(items).tolist() == [
         "Memento (2000)\nCategory: Movies/Mystery\nGenres: Mystery.",
-        "Tent\nCategory: Outdoors/Camping\nPrice: 120.00",
-        "Sonnets\nCategory: Books/Poetry\nPrice: 9.50\nA poetry book.",
+        "Tent\nCategory: Outdoors/Camping",  # no price: it says little and costs ~9 tokens
+        "Sonnets\nCategory: Books/Poetry\nA poetry book.",
+        "Atlas\nCategory: Books/Maps\n" + " ".join(f"w{i}" for i in range(20)),  # DESCRIPTION_WORDS
     ]

@@ -66,23 +66,20 @@ def test_a_template_change_keeps_the_relation_line(synth, tok) -> None:
         assert relation_line(new_text, item, fields_json) == before  # structured: unchanged
         assert relation_line(profile_input(new_text, fields_json), item) == before  # via the envelope
         assert relation_line(new_text, item) == ""  # prose reading would have silently lost it
-        kinds.add(before.split(" ")[1 if "already" not in before else 3])
+        kinds.add("engaged" if before.startswith("Relation: engaged") else "new" if " new " in before else before[-20:])
     assert len(kinds) >= 2  # engaged / new-subcategory / outside sentences all occur
 
 
 def test_fields_wording_closed_form() -> None:
     f = make_fields([("Books/Poetry", 9), ("Music/Jazz", 2)], 3, [("Books", 0.7), ("Travel", 0.3)])
-    assert (
-        relation_line("p", "x\nCategory: Books/Poetry", f)
-        == "Relation: the user already engaged with Books/Poetry 9 times."
-    )
+    assert relation_line("p", "x\nCategory: Books/Poetry", f) == "Relation: engaged 9 times before."
     assert (
         relation_line("p", "x\nCategory: Music/Rock", f)
-        == "Relation: Music/Rock is new to the user's listed interests, but Music is a category they engage with (Music/Jazz)."
+        == "Relation: new to the user's listed interests; Music is engaged (Music/Jazz)."
     )
     assert (
         relation_line("p", "x\nCategory: Travel/Beaches", f)
-        == "Relation: Travel/Beaches is new to the user's listed interests, but Travel is a category they engage with (30%)."
+        == "Relation: new to the user's listed interests; Travel is engaged (30%)."
     )
     assert (
         relation_line("p", "x\nCategory: Games/Chess", f) == "Relation: Games is outside the user's listed interests."
@@ -104,8 +101,8 @@ def test_envelope_puts_only_prose_in_the_prompt(tok) -> None:
     p = build_prompt(tok, env, item)
     assert p == build_prompt(tok, "Reads poems.", item, fields)
     assert "seren_profile" not in p and "Reads poems." in p
-    assert "Relation: the user already engaged with Books/Poetry 9 times." in p
-    assert candidate_block(env, item).endswith("9 times.")
+    assert "Relation: engaged 9 times before." in p
+    assert candidate_block(env, item).endswith("9 times before.")
 
 
 @pytest.mark.parametrize("fields_in", ["envelope", "plain"])
@@ -119,4 +116,4 @@ def test_triton_tokenizer_model_builds_the_same_prompt(tok, tiny_model_dir: Path
     profile = profile_input(text, fields) if fields_in == "envelope" else text
     item = "Album\nCategory: Music/Blues"
     assert enc.prompt(profile, item) == build_prompt(tok, profile, item)
-    assert ("Music is a category they engage with" in enc.prompt(profile, item)) == (fields_in == "envelope")
+    assert ("Music is engaged (Music/Jazz)" in enc.prompt(profile, item)) == (fields_in == "envelope")

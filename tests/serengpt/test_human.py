@@ -157,6 +157,10 @@ def test_model_card_without_budget_is_refused(tmp_path, tiny_model_dir, capsys, 
     legacy = _model_with_card(tiny_model_dir, tmp_path / "legacy", {"source": {"token_budget": 40}})
     assert model_recipe(legacy)["token_budget"] == 40
     assert model_recipe(tiny_model_dir)["token_budget"] == BASE_TOKEN_BUDGET  # a base model: no card
+    old = _model_with_card(tiny_model_dir, tmp_path / "v1", {"prompt": prompt_recipe(72) | {"format": "x/v1"}})
+    with pytest.raises(ConfigError) as err:  # trained on another prompt: not scored with this one
+        model_recipe(old, token_budget=50)
+    assert "prompt format 'x/v1'" in err.value.line() and "\n" not in err.value.line()
     from seren.data.dataset import load_dataset
 
     ds = load_dataset(small_dataset)
