@@ -40,14 +40,27 @@ def test_platt_recovers_a_known_map() -> None:
     assert cal["params"]["b"] == pytest.approx(-3.0, abs=0.6)
 
 
+def test_platt_converges_on_bimodal_sft_scores() -> None:
+    """SFT scores sit near 0.0005 or 0.9; the earlier Newton loop diverged here (slope ~7e5)."""
+    rng = np.random.default_rng(3)
+    high = rng.random(120) < 0.3
+    raw = np.where(high, rng.uniform(0.85, 0.97, 120), rng.uniform(2e-4, 1e-3, 120))
+    y = (rng.random(120) < np.where(high, 0.4, 0.02)).astype(int)
+    cal = fit_platt(y, raw)
+    assert 0.1 < cal["params"]["a"] < 5.0
+    calibrated = apply_calibration(cal, raw)
+    # the mean calibrated probability matches the base rate (logistic regression's score equation)
+    assert float(np.mean(calibrated)) == pytest.approx(y.mean(), abs=0.01)
+
+
 def test_fit_calibration_brings_ece_down_and_records_the_choice() -> None:
     y, raw, users = _overconfident()
     assert ece(y, raw) > 0.3
     cal = fit_calibration(y[:1000], raw[:1000], groups=users[:1000], seed=0)
     assert cal["method"] in ("platt", "isotonic")
     sel = cal["selection"]
-    assert set(sel["cv_ece"]) == {"platt", "isotonic"}
-    assert sel["cv_ece"][cal["method"]] == min(sel["cv_ece"].values())
+    assert set(sel["cv_ece"]) == set(sel["cv_brier"]) == {"platt", "isotonic"}
+    assert sel["cv_brier"][cal["method"]] == min(sel["cv_brier"].values())
     assert sel["n"] == 1000 and sel["n_groups"] == 100
     # on rows it was not fitted on
     assert ece(y[1000:], apply_calibration(cal, raw[1000:])) < 0.05
