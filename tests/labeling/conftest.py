@@ -87,6 +87,15 @@ def _train_constant_answer(src: Path, out: Path, answer: str, max_steps: int = 3
             ("Music/Jazz", "A cookbook", "Food/Baking"), ("Books/Poetry", "Rose Care", "Garden/Roses"),
             ("Outdoor/Hiking", "The Alibi", "Books/Mystery"), ("Cars/Parts", "Swing Time", "Music/Jazz"),
         )]  # fmt: skip
+        # and prompts shaped like real ones (profile lines, a description, a relation line last)
+        prompts += [teacher_prompt(
+            f"Top interests: {w.split('/')[0]} 100% (entropy 0.00 bits; explores 0% outside).\n"
+            f"Engaged subcategories: {w} 3; 10% of positives opened a new one.",
+            f"{t}\nCategory: {c}\nA well liked {c.split('/')[1].lower()} pick.",
+        ) for w, t, c in (
+            ("Music/Jazz", "Quiet Verse", "Books/Poetry"), ("Garden/Roses", "Tulip Beds", "Garden/Bulbs"),
+            ("Books/Mystery", "Blue Notes", "Music/Jazz"), ("Food/Baking", "Trail Maps", "Outdoor/Hiking"),
+        )]  # fmt: skip
         target = tok(answer + tok.eos_token, add_special_tokens=False)["input_ids"]
         rows = []
         for p in prompts:

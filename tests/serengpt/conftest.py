@@ -64,9 +64,9 @@ def trained(tiny_model_dir: Path, toy: pd.DataFrame, tmp_path_factory: pytest.Te
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("serengpt_train")
     sft = train_sft(
-        tiny_model_dir, toy, root / "sft", max_steps=32, batch_size=8, learning_rate=1e-2, seed=0, progress=False
+        tiny_model_dir, toy, root / "sft", max_steps=64, batch_size=8, learning_rate=1e-2, seed=0, progress=False
     )
     ipo = train_preference(
-        sft, toy, root / "ipo", loss="ipo", max_steps=8, batch_size=8, learning_rate=1e-2, seed=0, progress=False
+        sft, toy, root / "ipo", loss="ipo", max_steps=8, batch_size=8, learning_rate=3e-3, seed=0, progress=False
     )
     return {"base": tiny_model_dir, "sft": sft, "ipo": ipo, "root": root}
