@@ -158,6 +158,7 @@ def run_demo(quick: bool = False, say: Say = print) -> dict[str, Any]:
             near_params = {"triton_url": serving["url"], "model": str(model_dir), **NEARLINE[summary["mode"]]}
             near = _run("nearline", near_params, say)
             summary["nearline"] = {"run_dir": near["run_dir"], "metrics": _task_metrics(near, "nearline-refresh")}
+            summary["nearline"]["validation_positive_rate"] = _validation_rate(model_dir)
             say("   " + _fmt_metrics(summary["nearline"]["metrics"]))
     if serving is not None:
         summary["monitoring"] = _monitor(wanted, dataset, say)
@@ -198,7 +199,9 @@ def _final_summary(summary: dict[str, Any], path: Path, say: Say) -> None:
             f"`seren serve {summary['serving']['model_repository']}` serves it again"
         )
     if "nearline" in summary:
-        say("== nearline: " + _fmt_metrics(summary["nearline"]["metrics"]))
+        rate = summary["nearline"].get("validation_positive_rate")
+        said = f" (validation positive rate {rate:.3f}: the card's threshold is rate-matched to it)" if rate else ""
+        say("== nearline: " + _fmt_metrics(summary["nearline"]["metrics"]) + said)
     if "monitoring" in summary:
         m = summary["monitoring"]
         say(f"== monitoring: drift gate failed, retraining recorded (dry run): {'yes' if m['retraining_triggered'] else 'no'}; "
@@ -255,6 +258,15 @@ def _served(model_dir: Path, dataset_dir: Path, say: Say) -> Iterator[dict[str, 
         say(f"   served at {url} (kept up for the nearline job)")
         yield {"model_repository": str(repo), "onnx": str(onnx_path or ""), "sample_scores": results, "url": url}
     say(f"   tritonserver stopped (`seren serve {repo}` serves it again)")
+
+
+def _validation_rate(model_dir: Path) -> float | None:
+    """The validation users' positive rate the card's calibration was fitted to (its decision threshold
+    judges that share serendipitous there): what nearline's judged_share is compared with."""
+    from seren.llm.calibration import load_calibration
+
+    rate = ((load_calibration(model_dir) or {}).get("selection") or {}).get("base_rate")
+    return None if rate is None else float(rate)
 
 
 def _task_metrics(res: dict[str, Any], task: str) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def nearline_refresh(
     k_explore: int = 10,
     n_novel: int = 3,
     top_n: int = 10,
-    threshold: float = 0.5,
+    threshold: float = -1.0,
     batch_size: int = 64,
     batch_delay_s: float = 0.0,
     timeout_s: float = 30.0,
@@ -57,6 +57,9 @@ def nearline_refresh(
     Path(summary.path).write_text(json.dumps(res, indent=2, default=str))
     for key in ("users_changed", "users_refreshed", "users_skipped_no_history", "items_scored", "candidates_kept"):
         metrics.log_metric(key, res[key])
+    if res["items_scored"]:  # the share judged serendipitous at the card's decision threshold (issue 12)
+        metrics.log_metric("judged_share", round(res["items_judged"] / res["items_scored"], 4))
+        metrics.log_metric("threshold", round(res["threshold"], 4))
     for stage, seconds in res["stage_seconds"].items():
         metrics.log_metric(f"seconds_{stage}", seconds)
     summary.metadata.update({"watermark": res["watermark_after"], "window_end": res["window_end"]})
@@ -105,7 +108,7 @@ def nearline_shard(
     k_explore: int = 10,
     n_novel: int = 3,
     top_n: int = 10,
-    threshold: float = 0.5,
+    threshold: float = -1.0,
     batch_size: int = 64,
     batch_delay_s: float = 0.0,
     timeout_s: float = 30.0,

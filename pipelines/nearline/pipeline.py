@@ -43,7 +43,7 @@ def pipeline(
     k_explore: int = 10,
     n_novel: int = 3,
     top_n: int = 10,
-    threshold: float = 0.5,
+    threshold: float = -1.0,
     batch_size: int = 64,
     batch_delay_s: float = 0.0,
     timeout_s: float = 30.0,

@@ -12,6 +12,13 @@ in every registry version of the model:
     {"method": "isotonic", "params": {"x": [...], "y": [...]}, ...}     piecewise-linear through (x, y)
     {"method": "identity", "params": {}}                                 (nothing fitted)
 
+A fitted map also carries its `decision_threshold`: the calibrated score at or above which a
+candidate is *judged* serendipitous (nearline's kept candidates, the drift report's
+judged_serendipitous share). It is rate-matched on the validation users: there, the share judged
+serendipitous equals their positive rate. A fixed 0.5 meant "more likely than not", which a small
+judge almost never says when ~1 candidate in 9 is serendipitous: the demo judged 0 of 38 nearline
+candidates. `decision_threshold(cal)` reads it (0.5 for a map without one).
+
 `apply_calibration` is the one function every path uses: numpy arrays (the in-process scorer,
 nearline, evaluation) and torch tensors (inside the exported scoring graph, so Triton serves the
 calibrated score; written with float elementwise/broadcast ops only so it traces to ONNX and builds in
@@ -33,6 +40,8 @@ import numpy as np
 
 METHODS = ("platt", "isotonic")
 CARD_KEY = "calibration"
+DEFAULT_THRESHOLD = 0.5
+THRESHOLD_RULE = "rate-matched on the validation users: the share judged serendipitous equals their positive rate"
 _EPS = 1e-6
 
 
@@ -141,6 +150,8 @@ def fit_calibration(
         cv_ece[method] = float(np.average(errs, weights=weights)) if errs else float("inf")
     best = min(METHODS, key=lambda m: (cv[m], METHODS.index(m)))  # ties: Platt (smoother)
     cal = _fit(best, y, p)
+    cal["decision_threshold"] = rate_matched_threshold(np.asarray(apply_calibration(cal, p), dtype=float), y.mean())
+    cal["threshold_rule"] = THRESHOLD_RULE
     cal["selection"] = {
         **base,
         "chosen_by": f"{k}-fold cross-fitted Brier score over validation users",
@@ -150,6 +161,23 @@ def fit_calibration(
         "fitted_ece": ece(y, apply_calibration(cal, p)),
     }
     return cal
+
+
+def rate_matched_threshold(scores: np.ndarray, rate: float) -> float:
+    """The score t such that `scores >= t` holds for round(rate * n) of the rows (at least one):
+    the k-th highest score. Ties at t may judge a few more."""
+    s = np.sort(np.asarray(scores, dtype=float))[::-1]
+    if len(s) == 0:
+        return DEFAULT_THRESHOLD
+    k = min(max(int(round(float(rate) * len(s))), 1), len(s))
+    return float(s[k - 1])
+
+
+def decision_threshold(cal: dict[str, Any] | None) -> float:
+    """The calibrated score at or above which a candidate is judged serendipitous (module docstring);
+    0.5 for no map, the identity map or a map fitted before the threshold was recorded."""
+    t = (cal or {}).get("decision_threshold")
+    return DEFAULT_THRESHOLD if t is None else float(t)
 
 
 def _check(cal: dict[str, Any] | None) -> str:
@@ -260,8 +288,9 @@ def load_calibration(model_dir: str | os.PathLike[str]) -> dict[str, Any] | None
 def describe(cal: dict[str, Any] | None) -> str:
     """One line for logs and reports."""
     method = _check(cal)
+    thr = f", judged at >= {decision_threshold(cal):.3f}" if (cal or {}).get("decision_threshold") is not None else ""
     if method == "platt":
-        return f"platt (a={cal['params']['a']:.3f}, b={cal['params']['b']:.3f})"  # type: ignore[index]
+        return f"platt (a={cal['params']['a']:.3f}, b={cal['params']['b']:.3f}{thr})"  # type: ignore[index]
     if method == "isotonic":
-        return f"isotonic ({len(cal['params']['x'])} knots)"  # type: ignore[index]
+        return f"isotonic ({len(cal['params']['x'])} knots{thr})"  # type: ignore[index]
     return "identity (uncalibrated)"

@@ -73,7 +73,13 @@ class NearlineConfig(StageConfig):
     k_explore: int = _opt(10, "Exploration slate size (novel clusters only).", ge=0)
     n_novel: int = _opt(3, "Novel clusters taken from the pair table.", ge=1)
     top_n: int = _opt(10, "SerenGPT candidates kept per user.", ge=1)
-    threshold: float = _opt(0.5, "Minimum (calibrated) SerenGPT score kept.", ge=0.0, le=1.0)
+    threshold: float = _opt(
+        -1.0,
+        "Minimum calibrated SerenGPT score kept and judged serendipitous (-1: the model card's decision "
+        "threshold, rate-matched on validation users; 0.5 for a card without one).",
+        ge=-1.0,
+        le=1.0,
+    )
     batch_size: int = _opt(64, "(profile, item) pairs per Triton request.", ge=1)
     batch_delay_s: float = _opt(
         0.0, f"Seconds to sleep after each Triton batch (0: ${BATCH_DELAY_ENV} or none).", hidden=True, ge=0.0
@@ -100,6 +106,13 @@ class NearlineConfig(StageConfig):
     def _budget(cls, v: int) -> int:
         if v and v < 8:
             raise ValueError("must be 0 (the model card's) or >= 8")
+        return v
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, v: float) -> float:
+        if v < 0 and v != -1.0:
+            raise ValueError("must be -1 (the model card's decision threshold) or between 0 and 1")
         return v
 
     @field_validator("initial_lookback")

@@ -94,6 +94,7 @@ def append_window_judgments(
     window_end: pd.Timestamp,
     before: pd.Timestamp | None,
     part: str = "",
+    threshold: float = 0.5,
 ) -> str | None:
     """Every scored (user, candidate) as a monitoring judgment; the part is named after the window,
     so a re-run of the window replaces it instead of adding a copy."""
@@ -103,7 +104,7 @@ def append_window_judgments(
 
     scores = pairs[["user_id", "item_id", "score"]].assign(event_timestamp=window_end)
     pop = items[["item_id", "popularity"]].assign(item_id=items["item_id"].astype(str))
-    j = build_judgments(scores, profiles, pop, threshold=cfg.threshold)
+    j = build_judgments(scores, profiles, pop, threshold=threshold)
     return str(
         append_judgments(j, cfg.judgments_dir or None, run_id=f"nearline-{_window_id(before, window_end)}{part}")
     )

@@ -39,7 +39,14 @@ from seren.nearline.candidates import add_serendipity_source
 from seren.nearline.config import BATCH_DELAY_ENV, NearlineConfig
 from seren.nearline.push import append_window_judgments, open_store, push_window
 from seren.nearline.scoring import Progress, build_pairs, score_packed, score_pairs, select_top
-from seren.nearline.sources import Exploration, calibration, profile_config, token_budget, tokenizer
+from seren.nearline.sources import (
+    Exploration,
+    calibration,
+    decision_threshold,
+    profile_config,
+    token_budget,
+    tokenizer,
+)
 from seren.nearline.state import WatermarkStore, nearline_dir
 
 log = logging.getLogger(__name__)
@@ -142,6 +149,7 @@ def run_nearline(
 
     Summary keys: users_changed, users_refreshed, users_skipped_no_history (changed users without
     a positive engagement: no interests to profile or explore from; not pushed), items_scored,
+    items_judged (scored >= the decision threshold, `threshold`),
     pushed {user_profile, user_candidates}, judgments (part path or None), watermark_before/after,
     window_end, stage_seconds {setup, profiles, candidates, scoring, feast_writes}, seconds.
     """
@@ -177,6 +185,7 @@ def run_nearline(
             "users_refreshed": 0,
             "users_skipped_no_history": 0,
             "items_scored": 0,
+            "items_judged": 0,
             "candidates_kept": 0,
             "pushed": {"user_profile": 0, "user_candidates": 0},
             "judgments": None,
@@ -242,6 +251,7 @@ def process_users(
 
     # scores (and the threshold) are the model card's calibrated probability (issue 12)
     cal = calibration(cfg)
+    threshold = decision_threshold(cfg)
     from serving.packed_client import PackedClient
 
     scoring = cfg.scoring
@@ -294,12 +304,16 @@ def process_users(
     # 4. Feast (online + offline), then the monitoring judgments; the caller moves the watermark last
     say("feast_writes", {"profiles": len(profiles), "candidates": len(cands)})
     with _timed(stage_s, "feast_writes"):
-        pushed, rows = push_window(store, cands, pairs, profiles, window_end, cfg.top_n, cfg.threshold, push_lock)
-    judgments = append_window_judgments(cfg, pairs, profiles, ds.items, window_end, start, part=judgments_part)
+        pushed, rows = push_window(store, cands, pairs, profiles, window_end, cfg.top_n, threshold, push_lock)
+    judgments = append_window_judgments(
+        cfg, pairs, profiles, ds.items, window_end, start, part=judgments_part, threshold=threshold
+    )
     return {
         "users_refreshed": len(refresh),
         "users_skipped_no_history": len(skipped),
         "items_scored": len(pairs),
+        "items_judged": int((pairs["score"] >= threshold).sum()) if len(pairs) else 0,
+        "threshold": threshold,
         "candidates_kept": int(sum(len(v) for v in rows["candidate_item_ids"])),
         "pushed": pushed,
         "judgments": judgments,

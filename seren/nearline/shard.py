@@ -172,6 +172,7 @@ def run_shard(
             "users_refreshed": 0,
             "users_skipped_no_history": 0,
             "items_scored": 0,
+            "items_judged": 0,
             "candidates_kept": 0,
             "pushed": {"user_profile": 0, "user_candidates": 0},
             "judgments": "",
@@ -223,7 +224,14 @@ def commit_window(
     state, local = _state(cfg, store)
     total = {
         k: int(sum(int(r.get(k, 0)) for r in results))
-        for k in ("users", "users_refreshed", "users_skipped_no_history", "items_scored", "candidates_kept")
+        for k in (
+            "users",
+            "users_refreshed",
+            "users_skipped_no_history",
+            "items_scored",
+            "items_judged",
+            "candidates_kept",
+        )
     }
     if total["users"] != int(window.get("users_changed", 0)):
         raise DataError(

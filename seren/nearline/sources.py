@@ -159,6 +159,14 @@ def calibration(cfg: NearlineConfig) -> dict[str, Any] | None:
     return load_calibration(cfg.scorer_dir) if Path(cfg.scorer_dir).is_dir() else None
 
 
+def decision_threshold(cfg: NearlineConfig) -> float:
+    """The score at or above which a candidate is kept and judged serendipitous: cfg.threshold when
+    given (>= 0), else the card's rate-matched decision threshold (seren.llm.calibration)."""
+    from seren.llm.calibration import decision_threshold as card_threshold
+
+    return float(cfg.threshold) if cfg.threshold >= 0 else card_threshold(calibration(cfg))
+
+
 @functools.lru_cache(maxsize=4)
 def tokenizer(model: str) -> Any:
     """Loaded once per process: a `--every` loop must not pay the tokenizer load on every tick."""

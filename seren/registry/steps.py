@@ -118,14 +118,15 @@ def reference_judgments(
     scores: Any,
     dataset_dir: str | os.PathLike[str],
     model_dir: str | os.PathLike[str],
-    threshold: float = 0.5,
+    threshold: float | None = None,
     calibrated: bool = False,
 ) -> Any:
     """Judgment rows (monitoring.judgments schema) for validation-time scores: profile length in the
     model's tokens, the user's category entropy and the item's popularity from the dataset.
 
     calibrated: the scores come from a graph that folds the card's map in (validation report's
-    calibration.graph_calibrated); otherwise they are raw P(Yes) and the map is applied here."""
+    calibration.graph_calibrated); otherwise they are raw P(Yes) and the map is applied here.
+    threshold: judged_serendipitous = score >= it (default: the card's decision threshold, like nearline)."""
     from transformers import AutoTokenizer
 
     from monitoring.judgments import build_judgments
@@ -142,12 +143,14 @@ def reference_judgments(
     prof = prof.merge(tokens[["user_id", "profile_tokens"]], on="user_id", how="inner")
     pop = ds.items[["item_id", "popularity"]]
     cols = ["user_id", "item_id", "score", *(["label"] if "label" in scores.columns else [])]
-    from seren.llm.calibration import apply_calibration, load_calibration
+    from seren.llm.calibration import apply_calibration, decision_threshold, load_calibration
 
     # the reference holds calibrated probabilities, like nearline's judgments (issue 12): exactly once
+    cal = load_calibration(model_dir)
     if not calibrated:
-        scores = scores.assign(score=apply_calibration(load_calibration(model_dir), scores["score"].to_numpy()))
-    return build_judgments(scores[cols], prof, pop, threshold=threshold)
+        scores = scores.assign(score=apply_calibration(cal, scores["score"].to_numpy()))
+    thr = decision_threshold(cal) if threshold is None else threshold
+    return build_judgments(scores[cols], prof, pop, threshold=thr)
 
 
 def register_step(

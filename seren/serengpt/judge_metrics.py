@@ -11,7 +11,7 @@ import pandas as pd
 
 from seren import metrics as M
 from seren.errors import DataError
-from seren.llm.calibration import apply_calibration, ece, fit_calibration, identity
+from seren.llm.calibration import apply_calibration, decision_threshold, ece, fit_calibration, identity
 
 
 def expected_calibration_error(labels: np.ndarray, probs: np.ndarray, n_bins: int = 10) -> float:
@@ -84,6 +84,10 @@ def evaluate_scores(df: pd.DataFrame, val_frac: float = 0.3, seed: int = 0, n_bi
     out["threshold"] = thr
     out["f1"] = float(f1_score(y[test], (c[test] >= thr).astype(int), zero_division=0))
     out["judged_share_at_0.5"] = float((c[test] >= 0.5).mean())
+    # the share the served model judges serendipitous at its card's decision threshold (rate-matched on
+    # the validation users): on the other users it should track their positive rate
+    out["decision_threshold"] = decision_threshold(cal)
+    out["judged_share"] = float((c[test] >= out["decision_threshold"]).mean())
     if "item_id" in df.columns:
         ranking = M.rank_by_score(df, ks=(1, 3), seed=seed)
         out.update({k: ranking[k] for k in ("hit@1", "ndcg@3", "mrr") if k in ranking})

@@ -50,6 +50,7 @@ def test_components_pipeline_and_cli_carry_exactly_the_model_fields() -> None:
     [
         ({"k_main": 0}, "k_main must be >= 1 (got 0)"),
         ({"threshold": 1.5}, "threshold must be <= 1.0 (got 1.5)"),
+        ({"threshold": -0.5}, "threshold: must be -1 (the model card's decision threshold) or between 0 and 1"),
         ({"scoring": "fast"}, "scoring must be 'packed' or 'pair' (got 'fast')"),
         ({"protocol": "udp"}, "protocol must be 'http' or 'grpc'"),
         ({"token_budget": 4}, "token_budget: must be 0 (the model card's) or >= 8 (got 4)"),
@@ -159,3 +160,17 @@ def test_a_run_with_an_environment_scores_with_the_deployed_card(
         cfg.scorer_dir == scorer["model_dir"] and scorer["token_budget"] == model_recipe(cfg.scorer_dir)["token_budget"]
     )
     assert res["users_refreshed"] == 4 and res["items_scored"] > 0
+
+
+def test_threshold_defaults_to_the_cards_decision_threshold(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """-1 (the default) reads the card's rate-matched threshold; an explicit value wins; a card
+    without one (or no card) judges at 0.5."""
+    from seren.nearline.sources import decision_threshold
+    from seren.serengpt.evaluate import finalize_model
+
+    cal = {"method": "platt", "params": {"a": 1.0, "b": -1.0}, "decision_threshold": 0.237}
+    shipped = finalize_model(tiny_model_dir, tmp_path / "shipped", {"chosen": "SFT", "calibration": cal})
+    assert decision_threshold(NearlineConfig(model=str(shipped))) == 0.237
+    assert decision_threshold(NearlineConfig(model=str(shipped), threshold=0.6)) == 0.6
+    assert decision_threshold(NearlineConfig(model=str(shipped), threshold=0.0)) == 0.0
+    assert decision_threshold(NearlineConfig(model=str(tiny_model_dir))) == 0.5

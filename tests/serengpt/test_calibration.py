@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from seren.llm.calibration import (
+    DEFAULT_THRESHOLD,
     apply_calibration,
+    decision_threshold,
     ece,
     fit_calibration,
     fit_isotonic,
@@ -65,6 +67,31 @@ def test_fit_calibration_brings_ece_down_and_records_the_choice() -> None:
     # on rows it was not fitted on
     assert ece(y[1000:], apply_calibration(cal, raw[1000:])) < 0.05
     json.dumps(cal)  # plain JSON: it goes into the model card and the registry version
+
+
+def test_decision_threshold_judges_the_validation_positive_rate() -> None:
+    """Rate-matched: on the rows it was fitted on, exactly round(rate * n) candidates score >= it
+    (continuous scores, no ties), and on unseen users the judged share stays near their rate."""
+    y, raw, users = _overconfident()
+    cal = fit_calibration(y[:1000], raw[:1000], groups=users[:1000], seed=0)
+    thr = decision_threshold(cal)
+    fitted = apply_calibration(cal, raw[:1000])
+    assert int((fitted >= thr).sum()) == int(round(y[:1000].mean() * 1000))
+    assert thr < 0.5  # a weak judge at a ~15% base rate: 0.5 would judge almost nothing
+    unseen = float((apply_calibration(cal, raw[1000:]) >= thr).mean())
+    assert unseen == pytest.approx(y[1000:].mean(), abs=0.03)
+    assert decision_threshold(None) == decision_threshold({"method": "identity", "params": {}}) == DEFAULT_THRESHOLD
+    tiny = fit_calibration(np.zeros(50), np.linspace(0.1, 0.9, 50))
+    assert decision_threshold(tiny) == DEFAULT_THRESHOLD  # nothing fitted: the plain 0.5
+
+
+def test_rate_matched_threshold_is_the_kth_highest_score() -> None:
+    from seren.llm.calibration import rate_matched_threshold
+
+    s = np.array([0.9, 0.1, 0.4, 0.3, 0.8, 0.2, 0.7, 0.6, 0.5, 0.05])
+    assert rate_matched_threshold(s, 0.3) == 0.7  # 3 of 10 score >= 0.7
+    assert rate_matched_threshold(s, 0.01) == 0.9  # at least one is judged
+    assert rate_matched_threshold(s, 1.0) == 0.05
 
 
 def test_one_class_or_tiny_validation_is_identity() -> None:
