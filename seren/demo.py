@@ -157,7 +157,7 @@ def run_demo(quick: bool = False, say: Say = print) -> dict[str, Any]:
         if serving is not None:
             near_params = {"triton_url": serving["url"], "model": str(model_dir), **NEARLINE[summary["mode"]]}
             near = _run("nearline", near_params, say)
-            summary["nearline"] = {"run_dir": near["run_dir"], "metrics": _task_metrics(near, "nearline-refresh")}
+            summary["nearline"] = {"run_dir": near["run_dir"], "metrics": _task_metrics(near, "nearline-commit")}
             summary["nearline"]["validation_positive_rate"] = _validation_rate(model_dir)
             say("   " + _fmt_metrics(summary["nearline"]["metrics"]))
     if serving is not None:

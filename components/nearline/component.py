@@ -51,15 +51,14 @@ def nearline_refresh(
     from pathlib import Path
 
     from seren.nearline import NearlineConfig, run_nearline
+    from seren.nearline.run import run_metrics
 
     res = run_nearline(NearlineConfig.from_params(locals()))
     Path(summary.path).parent.mkdir(parents=True, exist_ok=True)
     Path(summary.path).write_text(json.dumps(res, indent=2, default=str))
-    for key in ("users_changed", "users_refreshed", "users_skipped_no_history", "items_scored", "candidates_kept"):
-        metrics.log_metric(key, res[key])
-    if res["items_scored"]:  # the share judged serendipitous at the card's decision threshold (issue 12)
-        metrics.log_metric("judged_share", round(res["items_judged"] / res["items_scored"], 4))
-        metrics.log_metric("threshold", round(res["threshold"], 4))
+    keys = ("users_changed", "users_refreshed", "users_skipped_no_history", "items_scored", "candidates_kept")
+    for key, value in run_metrics(res, keys).items():
+        metrics.log_metric(key, value)
     for stage, seconds in res["stage_seconds"].items():
         metrics.log_metric(f"seconds_{stage}", seconds)
     summary.metadata.update({"watermark": res["watermark_after"], "window_end": res["window_end"]})
@@ -122,11 +121,14 @@ def nearline_shard(
     """One shard of the planned window: its users' profiles -> candidates -> SerenGPT on Triton ->
     Feast push -> judgments. Never moves the watermark; idempotent, so a retry writes the same rows."""
     from seren.nearline import NearlineConfig
+    from seren.nearline.run import run_metrics
     from seren.nearline.shard import run_shard
 
     res = run_shard(NearlineConfig.from_params(locals()), window, int(window["shard"]))
-    for key in ("shard", "users", "users_refreshed", "items_scored", "seconds", "users_per_min"):
-        metrics.log_metric(key, res[key])
+    for key, value in run_metrics(
+        res, ("shard", "users", "users_refreshed", "items_scored", "seconds", "users_per_min")
+    ).items():
+        metrics.log_metric(key, value)
     return res
 
 
@@ -150,13 +152,15 @@ def nearline_commit(
     from pathlib import Path
 
     from seren.nearline import NearlineConfig
+    from seren.nearline.run import run_metrics
     from seren.nearline.shard import commit_window
 
     window = {k: v for k, v in plan[0].items() if k != "shard"}
     res = commit_window(NearlineConfig.from_params(locals()), window, results)
     Path(summary.path).parent.mkdir(parents=True, exist_ok=True)
     Path(summary.path).write_text(json.dumps(res, indent=2, default=str))
-    for key in ("shards", "users_changed", "users_refreshed", "users_skipped_no_history", "items_scored"):
-        metrics.log_metric(key, res[key])
+    keys = ("shards", "users_changed", "users_refreshed", "users_skipped_no_history", "items_scored")
+    for key, value in run_metrics(res, keys).items():
+        metrics.log_metric(key, value)
     summary.metadata.update({"watermark": res["watermark_after"], "window_end": res["window_end"]})
     return str(res["watermark_after"] or "")

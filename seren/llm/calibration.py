@@ -14,10 +14,12 @@ in every registry version of the model:
 
 A fitted map also carries its `decision_threshold`: the calibrated score at or above which a
 candidate is *judged* serendipitous (nearline's kept candidates, the drift report's
-judged_serendipitous share). It is rate-matched on the validation users: there, the share judged
-serendipitous equals their positive rate. A fixed 0.5 meant "more likely than not", which a small
+judged_serendipitous share). It is rate-matched: the share judged serendipitous equals the
+validation users' positive rate. A fixed 0.5 meant "more likely than not", which a small
 judge almost never says when ~1 candidate in 9 is serendipitous: the demo judged 0 of 38 nearline
-candidates. `decision_threshold(cal)` reads it (0.5 for a map without one).
+candidates. The rate comes from the validation users' labels; the score quantile may use every
+held-out candidate (no label needed; `fit_calibration(population=...)`). `decision_threshold(cal)`
+reads it (0.5 for a map without one).
 
 `apply_calibration` is the one function every path uses: numpy arrays (the in-process scorer,
 nearline, evaluation) and torch tensors (inside the exported scoring graph, so Triton serves the
@@ -41,7 +43,9 @@ import numpy as np
 METHODS = ("platt", "isotonic")
 CARD_KEY = "calibration"
 DEFAULT_THRESHOLD = 0.5
-THRESHOLD_RULE = "rate-matched on the validation users: the share judged serendipitous equals their positive rate"
+THRESHOLD_RULE = (
+    "rate-matched: the share of held-out candidates judged serendipitous equals the validation users' positive rate"
+)
 _EPS = 1e-6
 
 
@@ -113,6 +117,7 @@ def fit_calibration(
     groups: Sequence[Any] | np.ndarray | None = None,
     seed: int = 0,
     folds: int = 2,
+    population: Sequence[float] | np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Fit Platt and isotonic on validation rows; keep the one with the lower cross-fitted Brier score.
 
@@ -121,6 +126,11 @@ def fit_calibration(
     uses the Brier score (a proper scoring rule): binned ECE on the ~60 rows of a fold of a small
     validation set is too noisy to choose by. Cross-fitted ECE is recorded too. The winner is then
     refitted on every row. Fewer than 2 classes or 10 rows: the identity map.
+
+    The decision threshold judges the validation rows' positive rate serendipitous among the
+    `population` scores (raw; default: the validation rows'). Its quantile needs no label, so a
+    caller can pass every held-out candidate: the demo's 6 validation users (54 rows) alone put it
+    at their 6th-highest score, 0.394, which judged 1.4% of the other users' candidates (rate 11%).
     """
     y = np.asarray(labels, dtype=float)
     p = np.asarray(probs, dtype=float)
@@ -150,7 +160,8 @@ def fit_calibration(
         cv_ece[method] = float(np.average(errs, weights=weights)) if errs else float("inf")
     best = min(METHODS, key=lambda m: (cv[m], METHODS.index(m)))  # ties: Platt (smoother)
     cal = _fit(best, y, p)
-    cal["decision_threshold"] = rate_matched_threshold(np.asarray(apply_calibration(cal, p), dtype=float), y.mean())
+    pop = p if population is None else np.asarray(population, dtype=float)
+    cal["decision_threshold"] = rate_matched_threshold(np.asarray(apply_calibration(cal, pop), dtype=float), y.mean())
     cal["threshold_rule"] = THRESHOLD_RULE
     cal["selection"] = {
         **base,
@@ -159,6 +170,7 @@ def fit_calibration(
         "cv_ece": cv_ece,
         "n_groups": int(len(uniq)),
         "fitted_ece": ece(y, apply_calibration(cal, p)),
+        "threshold_population": int(len(pop)),
     }
     return cal
 

@@ -76,7 +76,7 @@ class NearlineConfig(StageConfig):
     threshold: float = _opt(
         -1.0,
         "Minimum calibrated SerenGPT score kept and judged serendipitous (-1: the model card's decision "
-        "threshold, rate-matched on validation users; 0.5 for a card without one).",
+        "threshold, rate-matched to the validation positive rate; 0.5 for a card without one).",
         ge=-1.0,
         le=1.0,
     )

@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +318,17 @@ def process_users(
         "pushed": pushed,
         "judgments": judgments,
     }
+
+
+def run_metrics(res: dict[str, Any], keys: Sequence[str]) -> dict[str, float]:
+    """A run or shard summary's KFP metrics: `keys`, plus the share of scored candidates judged
+    serendipitous and the threshold that judged them (issue 12)."""
+    out = {k: res[k] for k in keys if k in res}
+    if res.get("items_scored"):
+        out["judged_share"] = round(int(res.get("items_judged", 0)) / int(res["items_scored"]), 4)
+    if res.get("threshold") is not None:
+        out["threshold"] = round(float(res["threshold"]), 4)
+    return out
 
 
 def _profiles(ds: Any, cfg: NearlineConfig, users: list[str]) -> pd.DataFrame:

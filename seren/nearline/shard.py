@@ -252,6 +252,7 @@ def commit_window(
             for v in ("user_profile", "user_candidates")
         },
         "sources": results[0].get("sources", {}) if results else cfg.sources,
+        "threshold": next((r["threshold"] for r in results if r.get("threshold") is not None), None),
         "judgments": [r["judgments"] for r in sorted(results, key=lambda r: r["shard"]) if r.get("judgments")],
         "shard_seconds": [r.get("seconds") for r in sorted(results, key=lambda r: r["shard"])],
         "stage_seconds": {

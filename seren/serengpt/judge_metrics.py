@@ -73,7 +73,8 @@ def evaluate_scores(df: pd.DataFrame, val_frac: float = 0.3, seed: int = 0, n_bi
     # Calibration (issue 12): a monotone map fitted on the validation users only; ECE/Brier/F1 are
     # the calibrated scores' on the other users, so they are what a served score would achieve.
     users = df["user_id"].astype(str).to_numpy()
-    cal = fit_calibration(y[val], s[val], groups=users[val], seed=seed) if val.any() else identity()
+    # the decision threshold's score quantile is taken over every held-out row (no label used)
+    cal = fit_calibration(y[val], s[val], groups=users[val], seed=seed, population=s) if val.any() else identity()
     c = np.asarray(apply_calibration(cal, s), dtype=float)
     out["calibration"] = cal
     out["ece"] = expected_calibration_error(y[test], c[test], n_bins)
@@ -84,8 +85,8 @@ def evaluate_scores(df: pd.DataFrame, val_frac: float = 0.3, seed: int = 0, n_bi
     out["threshold"] = thr
     out["f1"] = float(f1_score(y[test], (c[test] >= thr).astype(int), zero_division=0))
     out["judged_share_at_0.5"] = float((c[test] >= 0.5).mean())
-    # the share the served model judges serendipitous at its card's decision threshold (rate-matched on
-    # the validation users): on the other users it should track their positive rate
+    # the share the served model judges serendipitous at its card's decision threshold (the validation
+    # users' positive rate, matched over every held-out row's score): on the other users, near their rate
     out["decision_threshold"] = decision_threshold(cal)
     out["judged_share"] = float((c[test] >= out["decision_threshold"]).mean())
     if "item_id" in df.columns:

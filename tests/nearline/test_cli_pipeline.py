@@ -155,7 +155,12 @@ def test_pipeline_runs_locally(few_users, triton, exploration_dir, tiny_model_di
     # the judgments went to the default monitoring dir of this SEREN_HOME
     from monitoring.judgments import default_current_dir, load_judgments
 
-    assert set(load_judgments(default_current_dir())["user_id"]) == set(users)
+    judged = load_judgments(default_current_dir())
+    assert set(judged["user_id"]) == set(users)
+    # the fan-in's metrics: the share judged at the run's threshold (0: every scored candidate)
+    commit = tasks["nearline-commit"]["artifacts"]["metrics"]["metadata"]
+    assert commit["threshold"] == 0.0 and commit["judged_share"] == 1.0
+    assert commit["items_scored"] == len(judged) and judged["judged_serendipitous"].eq(1).all()
 
 
 def test_schedule_every_15m_mocked_kfp_cluster(fake_kfp, capsys) -> None:

@@ -85,6 +85,15 @@ def test_decision_threshold_judges_the_validation_positive_rate() -> None:
     assert decision_threshold(tiny) == DEFAULT_THRESHOLD  # nothing fitted: the plain 0.5
 
 
+def test_decision_threshold_quantile_over_a_population() -> None:
+    """The rate comes from the labelled rows, the quantile from `population` (every held-out score)."""
+    y, raw, users = _overconfident()
+    cal = fit_calibration(y[:300], raw[:300], groups=users[:300], seed=0, population=raw)
+    judged = int((apply_calibration(cal, raw) >= decision_threshold(cal)).sum())
+    assert judged == int(round(y[:300].mean() * len(raw)))
+    assert cal["selection"]["threshold_population"] == len(raw)
+
+
 def test_rate_matched_threshold_is_the_kth_highest_score() -> None:
     from seren.llm.calibration import rate_matched_threshold
 
