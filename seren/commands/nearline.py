@@ -31,11 +31,16 @@ def _human(res: dict[str, Any]) -> str:
     shares = ", ".join(f"{k} {v:.2f}s ({v / total:.0%})" for k, v in st.items())
     return (
         f"nearline: {res['users_refreshed']} user(s) refreshed, {res['users_skipped_no_history']} skipped (no history), "
-        f"{res['items_scored']} item(s) scored, {res['candidates_kept']} kept; pushed profiles "
+        f"{res['items_scored']} item(s) scored, {res.get('items_judged', 0)} judged serendipitous"
+        f"{_at(res)}, {res['candidates_kept']} kept; pushed profiles "
         f"{res['pushed']['user_profile']}, candidates {res['pushed']['user_candidates']}\n"
         f"watermark {res['watermark_before']} -> {res['watermark_after']} ({res['state']})\n"
         f"stages: {shares}; total {res.get('seconds', 0):.2f}s"
     )
+
+
+def _at(res: dict[str, Any]) -> str:
+    return f" (>= {res['threshold']:.3f})" if res.get("threshold") is not None else ""
 
 
 def _stage(name: str, info: dict[str, Any]) -> None:
