@@ -94,10 +94,12 @@ def append_window_judgments(
     window_end: pd.Timestamp,
     before: pd.Timestamp | None,
     part: str = "",
-    threshold: float = 0.5,
+    *,
+    threshold: float,
 ) -> str | None:
     """Every scored (user, candidate) as a monitoring judgment; the part is named after the window,
-    so a re-run of the window replaces it instead of adding a copy."""
+    so a re-run of the window replaces it instead of adding a copy. `threshold`: the resolved decision
+    threshold (seren.nearline.sources.decision_threshold), never cfg.threshold's -1."""
     if cfg.judgments_dir == "none" or pairs.empty:
         return None
     from monitoring.judgments import append_judgments, build_judgments
