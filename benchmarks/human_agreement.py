@@ -11,6 +11,9 @@ intervals over users; paired intervals against every baseline). Rows, all on the
   human-cv            SerenGPT SFT on human survey labels (+ the same behaviour labels), K-fold
                       cross-validation over USERS: each fold is scored by a model that never
                       saw any of its users
+  human-head          the same folds and rows, but only the answer head is fitted
+                      (seren.serengpt.head: user-cross-validated logistic regression on the
+                      frozen model's answer-slot states, written into the Yes/No rows)
   variants            zero-shot with less movie signal (category only / + all genres / + tags /
                       + liked genres and titles in the profile): what each adds
 
@@ -18,7 +21,7 @@ Stages run separately (`--stage`) and cache per-row scores under --work, so a lo
 split; `--stage report` (also run after every stage) writes benchmarks/results/human_agreement.json
 from every cached column. Load average is recorded at the start and end of each stage.
 
-Run: .venv/bin/python benchmarks/human_agreement.py --stage zero-shot|behaviour|human-cv|variants|report
+Run: .venv/bin/python benchmarks/human_agreement.py --stage zero-shot|behaviour|human-cv|human-head|variants|report
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ FOLDS = 3
 ZERO = "zero-shot SmolLM2"
 BEHAVIOUR = "SerenGPT (behaviour labels only)"
 HUMAN = f"SerenGPT (+ human labels, {FOLDS}-fold user CV)"
+HUMAN_HEAD = f"SerenGPT head fit (+ human labels, {FOLDS}-fold user CV)"
 VARIANTS = {
     "category only": ({}, False, False),
     "+ all genres (item)": ({}, True, False),
@@ -159,10 +163,10 @@ def behaviour_training(tok: Any, catalogue: Any) -> pd.DataFrame:
     return td.sft_train
 
 
-def train(train_df: pd.DataFrame, out: Path, base: Any) -> Path:
+def train(train_df: pd.DataFrame, out: Path, base: Any, method: str = "lora") -> Path:
     from seren.serengpt.sft import train_sft
 
-    return train_sft(base, train_df, out, progress=False, seed=0, prompt=recipe(), **TRAIN)
+    return train_sft(base, train_df, out, progress=False, seed=0, prompt=recipe(), method=method, **TRAIN)
 
 
 def stage_behaviour(survey: Any, base: Any, tok: Any, catalogue: Any) -> None:
@@ -187,7 +191,8 @@ def stage_behaviour(survey: Any, base: Any, tok: Any, catalogue: Any) -> None:
     )
 
 
-def stage_human_cv(survey: Any, base: Any, tok: Any, catalogue: Any) -> None:
+def stage_human_cv(survey: Any, base: Any, tok: Any, catalogue: Any, method: str = "lora") -> None:
+    """Both methods train on the same rows per fold; `method`: lora (LoRA SFT) or head (answer head only)."""
     from seren.serengpt.human import balance_oversample, human_examples, user_folds
     from seren.serengpt.labeling import SFT_COLUMNS
 
@@ -204,18 +209,18 @@ def stage_human_cv(survey: Any, base: Any, tok: Any, catalogue: Any) -> None:
         hum = balance_oversample(ex[~test], seed=k)
         beh = bt.sample(n=min(len(bt), len(hum) // 2), random_state=k)  # human labels dominate 2:1
         train_df = pd.concat([hum[SFT_COLUMNS], beh[SFT_COLUMNS]], ignore_index=True)
-        model = train(train_df, WORK / f"human-fold{k}", base)
+        model = train(train_df, WORK / f"human-{'' if method == 'lora' else method + '-'}fold{k}", base, method)
         out[test] = score(model, c[test])
         per_fold.append(
             {"fold": k, "n_test": int(test.sum()), "n_human_train": int(len(hum)), "n_behaviour": int(len(beh))}
         )
         print(f"fold {k}: {per_fold[-1]} {time.perf_counter() - t0:.0f}s", flush=True)
     cache(
-        HUMAN,
+        HUMAN if method == "lora" else HUMAN_HEAD,
         out,
         c,
         {
-            "train": TRAIN,
+            "train": TRAIN if method == "lora" else {"method": method},
             "folds": per_fold,
             "seconds": round(time.perf_counter() - t0, 1),
             "load_start": l0,
@@ -232,7 +237,7 @@ def report(survey: Any, tok: Any, catalogue: Any) -> dict[str, Any]:
     cached = pd.read_parquet(f) if f.exists() else c[["user_id", "item_id"]]
     meta = json.loads((WORK / "meta.json").read_text()) if (WORK / "meta.json").exists() else {}
     scores = baseline_scores(c, catalogue, seed=0)
-    main = [k for k in (ZERO, BEHAVIOUR, HUMAN) if k in cached.columns]
+    main = [k for k in (ZERO, BEHAVIOUR, HUMAN, HUMAN_HEAD) if k in cached.columns]
     scores.update({k: cached[k].to_numpy() for k in main})
     res = agreement(c, scores, n_boot=1000, seed=0, models=main)
     md = human_markdown(res)
@@ -244,7 +249,7 @@ def report(survey: Any, tok: Any, catalogue: Any) -> dict[str, Any]:
         var_res = agreement(c, variants, n_boot=1000, seed=0, models=[])
         md += "\n" + human_markdown(var_res, "What the movie signal adds (zero-shot SmolLM2)")
     per_fold = None
-    if HUMAN in cached.columns:  # each fold is scored by its own model: AUC within folds too
+    if HUMAN in cached.columns or HUMAN_HEAD in cached.columns:  # each fold has its own model: AUC within folds
         from seren.serengpt.human import roc_auc, user_folds
 
         folds = user_folds(c["user_id"], FOLDS, seed=0)
@@ -273,7 +278,9 @@ def report(survey: Any, tok: Any, catalogue: Any) -> dict[str, Any]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--stage", default="report", choices=["zero-shot", "behaviour", "human-cv", "variants", "report"])
+    ap.add_argument(
+        "--stage", default="report", choices=["zero-shot", "behaviour", "human-cv", "human-head", "variants", "report"]
+    )
     args = ap.parse_args()
     catalogue, survey, base, tok = setup()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -290,6 +297,8 @@ def main() -> None:
             stage_behaviour(survey, base, tok, catalogue)
         elif args.stage == "human-cv":
             stage_human_cv(survey, base, tok, catalogue)
+        elif args.stage == "human-head":
+            stage_human_cv(survey, base, tok, catalogue, method="head")
     if args.stage != "report":  # the rows this stage (re)wrote carry how quiet the machine was
         meta = json.loads(meta_f.read_text())
         for name, info in meta.items():

@@ -16,6 +16,7 @@ def distill(
     model: Output[Model],
     metrics: Output[Metrics],
     base_model: str = "smollm2",
+    sft_method: str = "lora",
     sft_steps: int = 60,
     sft_learning_rate: float = 0.0005,
     max_examples: int = 0,
@@ -26,7 +27,8 @@ def distill(
     seed: int = 0,
 ):
     """The SFT subset of seren.serengpt.config.LoraTrainingConfig (its fields, defaults and checks):
-    base_model: 'smollm2' or a HF causal-LM dir; max_examples: 0 = every SFT example; lora_layers: LoRA
+    base_model: 'smollm2' or a HF causal-LM dir; sft_method: lora (LoRA SFT) | head (the Yes/No answer
+    head only, seren.serengpt.head); max_examples: 0 = every SFT example; lora_layers: LoRA
     on the top N decoder blocks only (0 = all; fewer is cheaper on CPU)."""
     from seren.serengpt.config import LoraTrainingConfig
     from seren.serengpt.sft import distill_artifact

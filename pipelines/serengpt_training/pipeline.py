@@ -68,6 +68,7 @@ def pipeline(
     per_user_cutoffs: bool = True,
     teacher: str = "none",
     test_frac: float = 0.25,
+    sft_method: str = "lora",
     sft_steps: int = 60,
     sft_learning_rate: float = 0.0005,
     max_examples: int = 0,
@@ -96,6 +97,8 @@ def pipeline(
     own events (every user with history gets labels; MovieLens users are each active in a short period),
     false: of all events (only users active late in the global timeline get labels);
     the training knobs are seren.serengpt.config.LoraTrainingConfig's fields (same defaults);
+    sft_method: lora (LoRA SFT) | head (only the Yes/No answer head, fitted by user-cross-validated
+    logistic regression: for a few hundred human labels);
     max_examples / pref_max_examples: 0 = every SFT example / preference pair; batch_size /
     pref_batch_size: SFT examples / preference pairs per step (a pair costs ~4 forwards); pref_pairs:
     label (every labelled pair) | onpolicy (only those the SFT model gets wrong); lora_layers: LoRA on
@@ -138,6 +141,7 @@ def pipeline(
     sft = distill(
         training_data=lab.outputs["training_data"],
         base_model=base_model,
+        sft_method=sft_method,
         sft_steps=sft_steps,
         sft_learning_rate=sft_learning_rate,
         max_examples=max_examples,

@@ -71,7 +71,8 @@ class ScoringHead(nn.Module):
         )
         self.yes_id, self.no_id = int(yes_id), int(no_id)
 
-    def yes_no_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def answer_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """The final hidden state at each row's answer slot: the vector the Yes/No rows meet."""
         mask = attention_mask.to(torch.long)
         # Positions count real tokens only, so a left-padded row sees the same positions as unpadded.
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
@@ -80,8 +81,10 @@ class ScoringHead(nn.Module):
         # Last real token of each row: index T-1 under left padding, len-1 under right padding.
         steps = torch.arange(mask.shape[1], device=mask.device)
         last = (mask * steps).argmax(-1)
-        h = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-        return h @ self.rows.t() + self.bias
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+
+    def yes_no_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.answer_hidden(input_ids, attention_mask) @ self.rows.t() + self.bias
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.yes_no_logits(input_ids, attention_mask).float(), dim=-1)[:, 0]
@@ -207,6 +210,24 @@ class SerenScorer:
         hidden = dec(input_ids=ids, attention_mask=attn, position_ids=pos, past_key_values=cache, use_cache=True)[0]
         logits = hidden[:, -1] @ self.head.rows.t() + self.head.bias
         return torch.softmax(logits.float(), dim=-1)[:, 0]
+
+    def answer_states(self, prompts: Sequence[str], batch_size: int = 16, progress: bool | None = None) -> np.ndarray:
+        """Final hidden states at the answer slot of rendered prompts, float32 [N, hidden], input order
+        (what a head fit learns from: seren.serengpt.head)."""
+        rows = self._token_lists(list(prompts))
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i]))  # similar lengths share a batch: less padding
+        out = np.empty((len(rows), int(self.head.rows.shape[1])), dtype=np.float32)
+        show = progress if progress is not None else (len(rows) >= 512 and sys.stderr.isatty())
+        from rich.progress import Progress
+
+        with torch.inference_mode(), Progress(transient=True, disable=not show) as bar:
+            task = bar.add_task("hidden states", total=len(rows))
+            for s in range(0, len(order), batch_size):
+                idx = order[s : s + batch_size]
+                h = self.head.answer_hidden(*self._pad_left([rows[i] for i in idx]))
+                out[idx] = h.float().cpu().numpy()
+                bar.advance(task, len(idx))
+        return out
 
     def _batches(self, rows: list[list[int]], keys: list[str], batch_size: int) -> list[list[int]]:
         """One user's candidates per batch (they share system prompt + profile); lone rows packed by length."""

@@ -22,6 +22,7 @@ from seren.config import option as _opt
 # the library's trainers: seren.serengpt.sft.train_sft / seren.serengpt.align.train_preference
 SFT_FIELDS = (
     "base_model",
+    "sft_method",
     "sft_steps",
     "sft_learning_rate",
     "max_examples",
@@ -54,6 +55,12 @@ class LoraTrainingConfig(StageConfig):
 
     base_model: str = _opt("smollm2", "'smollm2' or a Hugging Face causal-LM directory.")
     token_budget: int = _opt(64, "Profile token budget (prompt length; drives CPU cost).", ge=8)
+    sft_method: Literal["lora", "head"] = _opt(
+        "lora",
+        "How the judge learns its labels: lora (LoRA SFT) | head (only the Yes/No answer head, by "
+        "user-cross-validated logistic regression on the frozen model; for a few hundred human labels; "
+        "the SFT step/LoRA settings do not apply).",
+    )
     sft_steps: int = _opt(60, "SFT optimizer steps.", "--max-steps", ge=1)
     sft_learning_rate: float = _opt(0.0005, "SFT learning rate.", "--sft-lr", gt=0.0)
     max_examples: int = _opt(0, "Cap on SFT examples (0: every example).", ge=0)
@@ -81,6 +88,7 @@ class LoraTrainingConfig(StageConfig):
         """Keyword arguments of seren.serengpt.sft.distill_artifact (0 budgets -> None: no cap)."""
         return {
             "base_model": self.base_model,
+            "method": self.sft_method,
             "max_steps": self.sft_steps,
             "max_examples": self.max_examples or None,
             "learning_rate": self.sft_learning_rate,

@@ -23,6 +23,7 @@ from typing import Any
 
 import pandas as pd
 
+from seren.errors import DataError
 from seren.io import atomic_dir
 from seren.llm.card import (  # noqa: F401 - re-exported: callers import the card helpers from here too
     CARD_JSON,
@@ -85,8 +86,12 @@ def train_sft(
     lora_layers: int | None = None,
     prompt: dict[str, Any] | None = None,
     hidden_cache: bool = True,
+    method: str = "lora",
 ) -> Path:
     """LoRA SFT with completion-only loss; returns the merged model dir (`out_dir/model`).
+
+    `method="head"` fits the answer head only instead (seren.serengpt.head: the step, LoRA and
+    learning-rate settings do not apply).
 
     With `lora_layers` (LoRA on the top blocks only) and `hidden_cache`, the frozen lower blocks
     run once per example and training runs the top blocks from their cached output
@@ -104,6 +109,12 @@ def train_sft(
     from seren import __version__
     from seren.llm.base import resolve_base_model
 
+    if method == "head":
+        from seren.serengpt.head import train_head
+
+        return train_head(base_model, train_df, out_dir, max_examples, seed, progress, prompt)
+    if method != "lora":
+        raise DataError(f"unknown SFT method {method!r}", "use lora or head")
     require_columns(train_df, ["prompt", "completion"], "SFT training")
     params = budget_params(max_steps, max_examples, lora_r, lora_alpha, learning_rate, batch_size, seed, lora_layers)
     base_path = resolve_base_model(base_model)

@@ -34,6 +34,7 @@ def test_stage_kwargs_map_the_fields_and_zero_means_no_cap() -> None:
     lora = {"lora_r": 4, "lora_alpha": 16, "lora_layers": 8, "seed": 3, "progress": False}
     assert cfg.sft_kwargs() == {
         "base_model": "smollm2",
+        "method": "lora",
         "max_steps": 5,
         "max_examples": None,
         "learning_rate": 0.0005,

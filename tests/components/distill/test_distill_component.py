@@ -33,6 +33,20 @@ def test_distill_component_unit(artifact, training_data: Path, tiny_model_dir: P
     assert m["loss_first"] > 0 and model.metadata["stage"] == "sft"
 
 
+def test_distill_component_head_method_unit(artifact, training_data: Path, tiny_model_dir: Path) -> None:
+    model, metrics = artifact(dsl.Model, "model"), artifact(dsl.Metrics, "metrics")
+    distill.python_func(
+        training_data=dsl.Dataset(name="td", uri=str(training_data)),
+        model=model,
+        metrics=metrics,
+        base_model=str(tiny_model_dir),
+        sft_method="head",
+    )
+    card = json.loads((Path(model.path) / "model_card.json").read_text())
+    assert card["hyperparameters"]["method"] == "head"
+    assert metrics.metadata["cv_roc_auc"] == card["train_metrics"]["cv_roc_auc"]
+
+
 def test_distill_component_empty_training_data_unit(
     artifact, training_data: Path, tiny_model_dir: Path, tmp_path: Path
 ) -> None:
