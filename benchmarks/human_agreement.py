@@ -14,6 +14,9 @@ intervals over users; paired intervals against every baseline). Rows, all on the
   human-head          the same folds and rows, but only the answer head is fitted
                       (seren.serengpt.head: user-cross-validated logistic regression on the
                       frozen model's answer-slot states, written into the Yes/No rows)
+  human-head-only     the head fit on each fold's human rows alone (no behaviour rows)
+  The cross-validated rows are scored by one model per fold: they enter the table as within-fold
+  percentile ranks (see within_fold_ranks); the JSON also keeps each fold's AUC.
   variants            zero-shot with less movie signal (category only / + all genres / + tags /
                       + liked genres and titles in the profile): what each adds
 
@@ -21,7 +24,7 @@ Stages run separately (`--stage`) and cache per-row scores under --work, so a lo
 split; `--stage report` (also run after every stage) writes benchmarks/results/human_agreement.json
 from every cached column. Load average is recorded at the start and end of each stage.
 
-Run: .venv/bin/python benchmarks/human_agreement.py --stage zero-shot|behaviour|human-cv|human-head|variants|report
+Run: .venv/bin/python benchmarks/human_agreement.py --stage zero-shot|behaviour|human-cv|human-head|human-head-only|variants|report
 """
 
 from __future__ import annotations
@@ -60,6 +63,8 @@ ZERO = "zero-shot SmolLM2"
 BEHAVIOUR = "SerenGPT (behaviour labels only)"
 HUMAN = f"SerenGPT (+ human labels, {FOLDS}-fold user CV)"
 HUMAN_HEAD = f"SerenGPT head fit (+ human labels, {FOLDS}-fold user CV)"
+HUMAN_HEAD_ONLY = f"SerenGPT head fit (human labels only, {FOLDS}-fold user CV)"
+CV_ROWS = (HUMAN, HUMAN_HEAD, HUMAN_HEAD_ONLY)
 VARIANTS = {
     "category only": ({}, False, False),
     "+ all genres (item)": ({}, True, False),
@@ -191,8 +196,11 @@ def stage_behaviour(survey: Any, base: Any, tok: Any, catalogue: Any) -> None:
     )
 
 
-def stage_human_cv(survey: Any, base: Any, tok: Any, catalogue: Any, method: str = "lora") -> None:
-    """Both methods train on the same rows per fold; `method`: lora (LoRA SFT) or head (answer head only)."""
+def stage_human_cv(
+    survey: Any, base: Any, tok: Any, catalogue: Any, method: str = "lora", behaviour: bool = True
+) -> None:
+    """`method`: lora (LoRA SFT) or head (answer head only); `behaviour`: the behaviour rows join the
+    human ones (both methods on the same rows), or the fold's human rows alone."""
     from seren.serengpt.human import balance_oversample, human_examples, user_folds
     from seren.serengpt.labeling import SFT_COLUMNS
 
@@ -207,16 +215,17 @@ def stage_human_cv(survey: Any, base: Any, tok: Any, catalogue: Any, method: str
         test = folds == k
         assert not set(c.loc[test, "user_id"]) & set(c.loc[~test, "user_id"]), "a user in train and test"
         hum = balance_oversample(ex[~test], seed=k)
-        beh = bt.sample(n=min(len(bt), len(hum) // 2), random_state=k)  # human labels dominate 2:1
+        beh = bt.sample(n=min(len(bt), len(hum) // 2) if behaviour else 0, random_state=k)  # human labels dominate 2:1
         train_df = pd.concat([hum[SFT_COLUMNS], beh[SFT_COLUMNS]], ignore_index=True)
-        model = train(train_df, WORK / f"human-{'' if method == 'lora' else method + '-'}fold{k}", base, method)
+        tag = ("" if method == "lora" else f"{method}-") + ("" if behaviour else "only-")
+        model = train(train_df, WORK / f"human-{tag}fold{k}", base, method)
         out[test] = score(model, c[test])
         per_fold.append(
             {"fold": k, "n_test": int(test.sum()), "n_human_train": int(len(hum)), "n_behaviour": int(len(beh))}
         )
         print(f"fold {k}: {per_fold[-1]} {time.perf_counter() - t0:.0f}s", flush=True)
     cache(
-        HUMAN if method == "lora" else HUMAN_HEAD,
+        HUMAN if method == "lora" else HUMAN_HEAD if behaviour else HUMAN_HEAD_ONLY,
         out,
         c,
         {
@@ -229,6 +238,19 @@ def stage_human_cv(survey: Any, base: Any, tok: Any, catalogue: Any, method: str
     )
 
 
+def within_fold_ranks(scores: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Percentile ranks within each fold. A cross-validated row's folds are scored by different models
+    whose score levels differ; pooled raw, those levels meet the folds' different positive rates and
+    move the pooled AUC with no ranking skill (measured: +0.085 and -0.075 on the rows here)."""
+    from scipy.stats import rankdata
+
+    out = np.empty(len(scores))
+    for k in np.unique(folds):
+        m = folds == k
+        out[m] = rankdata(scores[m]) / m.sum()
+    return out
+
+
 def report(survey: Any, tok: Any, catalogue: Any) -> dict[str, Any]:
     from seren.serengpt.human import agreement, baseline_scores, human_markdown
 
@@ -237,8 +259,14 @@ def report(survey: Any, tok: Any, catalogue: Any) -> dict[str, Any]:
     cached = pd.read_parquet(f) if f.exists() else c[["user_id", "item_id"]]
     meta = json.loads((WORK / "meta.json").read_text()) if (WORK / "meta.json").exists() else {}
     scores = baseline_scores(c, catalogue, seed=0)
-    main = [k for k in (ZERO, BEHAVIOUR, HUMAN, HUMAN_HEAD) if k in cached.columns]
+    main = [k for k in (ZERO, BEHAVIOUR, *CV_ROWS) if k in cached.columns]
     scores.update({k: cached[k].to_numpy() for k in main})
+    from seren.serengpt.human import roc_auc, user_folds
+
+    folds = user_folds(c["user_id"], FOLDS, seed=0)
+    raw = {k: scores[k] for k in CV_ROWS if k in scores}
+    for k, v in raw.items():  # one model per fold: pool within-fold percentiles, not score levels
+        scores[k] = within_fold_ranks(v, folds)
     res = agreement(c, scores, n_boot=1000, seed=0, models=main)
     md = human_markdown(res)
     variants = {k: cached[k].to_numpy() for k in cached.columns if k.startswith("variant: ")}
@@ -249,13 +277,13 @@ def report(survey: Any, tok: Any, catalogue: Any) -> dict[str, Any]:
         var_res = agreement(c, variants, n_boot=1000, seed=0, models=[])
         md += "\n" + human_markdown(var_res, "What the movie signal adds (zero-shot SmolLM2)")
     per_fold = None
-    if HUMAN in cached.columns or HUMAN_HEAD in cached.columns:  # each fold has its own model: AUC within folds
-        from seren.serengpt.human import roc_auc, user_folds
-
-        folds = user_folds(c["user_id"], FOLDS, seed=0)
+    if raw:  # each fold has its own model: AUC within folds too, and what pooling raw levels would say
         y = c["label"].to_numpy()
         per_fold = {
             name: [round(roc_auc(y[folds == k], s[folds == k]), 4) for k in range(FOLDS)] for name, s in scores.items()
+        }
+        per_fold["pooled raw scores (not comparable across fold models)"] = {
+            k: round(roc_auc(y, v), 4) for k, v in raw.items()
         }
     payload = {
         "what": "agreement of SerenGPT judgments with people (Serendipity-2018 development half, leave-one-out)",
@@ -279,7 +307,9 @@ def report(survey: Any, tok: Any, catalogue: Any) -> dict[str, Any]:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument(
-        "--stage", default="report", choices=["zero-shot", "behaviour", "human-cv", "human-head", "variants", "report"]
+        "--stage",
+        default="report",
+        choices=["zero-shot", "behaviour", "human-cv", "human-head", "human-head-only", "variants", "report"],
     )
     args = ap.parse_args()
     catalogue, survey, base, tok = setup()
@@ -299,6 +329,8 @@ def main() -> None:
             stage_human_cv(survey, base, tok, catalogue)
         elif args.stage == "human-head":
             stage_human_cv(survey, base, tok, catalogue, method="head")
+        elif args.stage == "human-head-only":
+            stage_human_cv(survey, base, tok, catalogue, method="head", behaviour=False)
     if args.stage != "report":  # the rows this stage (re)wrote carry how quiet the machine was
         meta = json.loads(meta_f.read_text())
         for name, info in meta.items():

@@ -9,8 +9,7 @@ LM head's Yes/No rows it *is* a SerenGPT model: every scorer (torch, packed, ONN
 unchanged, with the same prompt recipe.
 
 The head's rows get +d/2 and -d/2 (untied from the input embeddings, which stay as they were). The
-LM head has no bias, so the fit's intercept is dropped: ranking is unchanged and the calibration map
-(seren.llm.calibration, fitted after training) restores the level.
+LM head has no bias, so the regression has none either: what is fitted is exactly what is served.
 """
 
 from __future__ import annotations
@@ -56,7 +55,7 @@ def fit_direction(
     folds: int = HEAD_FOLDS,
     seed: int = 0,
 ) -> tuple[np.ndarray, dict[str, Any]]:
-    """(d, info): d . h is the fitted logit (up to a constant) for raw states h.
+    """(d, info): d . h is the fitted logit for raw states h.
 
     The L2 strength is chosen by ROC-AUC over `folds` folds of `groups` (users: the held-out fold's
     users were never fitted), classes balanced, rows weighted by `weights` (label confidence)."""
@@ -77,11 +76,14 @@ def fit_direction(
     by = "user" if groups is not None and len(np.unique(groups)) >= folds else "row"
     if any(len(np.unique(y[tr])) < 2 or len(np.unique(y[te])) < 2 for tr, te in splits):
         splits, by = _splits(y, None, folds, seed), "row"  # too few users of one answer: stratify rows instead
-    mu, sd = x.mean(axis=0), x.std(axis=0) + 1e-6
-    z = (x - mu) / sd
+    # No intercept and no centring: the LM head has no bias, so the fit is exactly the logit the head
+    # computes, d . h (h's large common component acts as the offset). A dropped intercept would shift
+    # every logit by a constant that can saturate float32 P(Yes) to 1.0 and tie every score.
+    sd = x.std(axis=0) + 1e-6
+    z = x / sd
 
     def model(c: float) -> Any:
-        return LogisticRegression(C=c, class_weight="balanced", max_iter=5000)
+        return LogisticRegression(C=c, class_weight="balanced", fit_intercept=False, max_iter=5000)
 
     def mean_auc(c: float) -> float:
         fits = [model(c).fit(z[tr], y[tr], sample_weight=w[tr]) for tr, _ in splits]

@@ -65,6 +65,9 @@ def test_head_fit_ranks_unseen_users_and_every_scorer_reads_it(tiny_model_dir: P
     rows = head.model.get_output_embeddings().weight.detach()
     d = (rows[head.yes_id] - rows[head.no_id]).numpy()
     np.testing.assert_allclose(head.score(p, i), 1 / (1 + np.exp(-(h @ d))), atol=1e-5)
+    # no dropped intercept to saturate P(Yes): every held-out score is distinct, none is 0 or 1
+    s = head.score(p, i)
+    assert len(np.unique(s)) == len(s) and ((s > 0) & (s < 1)).all()
     torch.testing.assert_close(rows[head.yes_id], -rows[head.no_id])
     assert torch.equal(base.model.get_input_embeddings().weight, head.model.get_input_embeddings().weight)
     assert head.model.config.tie_word_embeddings is False
@@ -77,3 +80,21 @@ def test_unknown_sft_method_is_one_line(tiny_model_dir: Path, toy, tmp_path: Pat
         train_sft(tiny_model_dir, toy, tmp_path / "x", method="ppo", progress=False)
     assert err.value.line() == "unknown SFT method 'ppo'. Fix: use lora or head"
     assert not (tmp_path / "x").exists()
+
+
+def test_a_head_fit_model_exports_to_onnx_with_the_same_scores(tiny_model_dir: Path, toy, tmp_path: Path) -> None:
+    """Untied Yes/No rows travel into the ONNX graph Triton serves: ONNX Runtime gives torch's P(Yes)."""
+    import onnxruntime as ort
+
+    from serving.export import export_onnx
+
+    out = train_sft(tiny_model_dir, toy, tmp_path / "head", method="head", seed=0, progress=False)
+    scorer = SerenScorer.from_pretrained(out)
+    p, i = toy["profile_text"][:8].tolist(), toy["item_text"][:8].tolist()
+    onnx = export_onnx(out, tmp_path / "scorer.onnx", packed=False, calibrate=False)
+    ids, mask = scorer.encode(p, i)
+    sess = ort.InferenceSession(str(onnx), providers=["CPUExecutionProvider"])
+    got = sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0].reshape(-1)
+    np.testing.assert_allclose(got, scorer.score(p, i), atol=1e-5)
+    base = SerenScorer.from_pretrained(tiny_model_dir).score(p, i)
+    assert np.abs(got - base).max() > 0.05  # the graph carries the fitted rows, not the base model's
