@@ -149,7 +149,14 @@ def train_head(
     require_columns(train_df, ["prompt", "completion"], "head training")
     base_path = resolve_base_model(base_model)
     data = balanced_sample(train_df, max_examples, seed)
-    params = {"method": "head", "Cs": list(HEAD_CS), "folds": HEAD_FOLDS, "max_examples": max_examples, "seed": seed}
+    params = {
+        "method": "head",
+        "intercept": False,
+        "Cs": list(HEAD_CS),
+        "folds": HEAD_FOLDS,
+        "max_examples": max_examples,
+        "seed": seed,
+    }
     stage = open_stage(out_dir, params, data, ["prompt", "completion"], base_path)
     if stage.done is not None:
         log.info("head-fit model for this data and settings already exists at %s", stage.done)
