@@ -134,7 +134,6 @@ def train_head(
 ) -> Path:
     """Head fit on `train_df` (prompt, completion; user_id and confidence when present): the merged
     model dir (`out_dir/model`), resumable like train_sft (same data and settings: returned as is)."""
-    from seren import __version__
     from seren.llm.base import resolve_base_model
     from seren.llm.scorer import SerenScorer
     from seren.serengpt.stage import (
@@ -143,7 +142,7 @@ def train_head(
         open_stage,
         quiet_transformers,
         require_columns,
-        utc_now,
+        sft_card,
     )
 
     require_columns(train_df, ["prompt", "completion"], "head training")
@@ -179,20 +178,15 @@ def train_head(
     d, info = fit_direction(states, uniq["y"].to_numpy(), uniq["w"].to_numpy(), groups, seed=seed)
     set_answer_direction(scorer.model, scorer.yes_id, scorer.no_id, d)
     seconds = time.monotonic() - t0
-    card = {
-        "stage": "sft",
-        "base_model": str(base_model),
-        "base_model_path": str(base_path),
-        "created": utc_now(),
-        "seren_version": __version__,
-        "data": {
-            "n_train": int(len(data)),
-            "n_available": int(len(train_df)),
+    card = sft_card(base_model, base_path, data, train_df)
+    card["data"].update(
+        {
             "n_unique_prompts": int(len(uniq)),
             "positive_share": float(frame["y"].mean()),
-            "n_users": int(data["user_id"].nunique()) if "user_id" in data.columns else None,
             "sources": data["source"].value_counts().to_dict() if "source" in data.columns else None,
-        },
+        }
+    )
+    card |= {
         "hyperparameters": {
             **params,
             "loss": "L2 logistic regression on the answer-slot hidden state (classes balanced)",

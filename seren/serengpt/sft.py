@@ -61,6 +61,7 @@ from seren.serengpt.stage import (  # noqa: F401 - re-exported: the stage plumbi
     require_columns,
     run_fingerprint,
     save_merged,
+    sft_card,
     stage_training_args,
     token_lengths,
     utc_now,
@@ -106,7 +107,6 @@ def train_sft(
     from datasets import Dataset as HFDataset
     from trl import SFTConfig, SFTTrainer
 
-    from seren import __version__
     from seren.llm.base import resolve_base_model
 
     if method == "head":
@@ -150,20 +150,15 @@ def train_sft(
         )
         seconds = fit(trainer, stage, progress)
     labels = data["label"] if "label" in data.columns else None
-    card = {
-        "stage": "sft",
-        "base_model": str(base_model),
-        "base_model_path": str(base_path),
-        "created": utc_now(),
-        "seren_version": __version__,
-        "data": {
-            "n_train": int(len(data)),
-            "n_available": int(len(train_df)),
+    card = sft_card(base_model, base_path, data, train_df)
+    card["data"].update(
+        {
             "positive_share": float((labels > 0).mean()) if labels is not None else None,
-            "n_users": int(data["user_id"].nunique()) if "user_id" in data.columns else None,
             "max_length_tokens": int(max_length),
             "mean_length_tokens": float(sum(lengths) / len(lengths)),
-        },
+        }
+    )
+    card |= {
         "hyperparameters": {
             **params,
             "loss": "completion-only NLL",

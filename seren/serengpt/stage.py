@@ -275,6 +275,24 @@ def utc_now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def sft_card(base_model: Any, base_path: Path, data: pd.DataFrame, train_df: pd.DataFrame) -> dict[str, Any]:
+    """What every SFT-stage card starts with (LoRA or head fit): where it came from and on how much data."""
+    from seren import __version__
+
+    return {
+        "stage": "sft",
+        "base_model": str(base_model),
+        "base_model_path": str(base_path),
+        "created": utc_now(),
+        "seren_version": __version__,
+        "data": {
+            "n_train": int(len(data)),
+            "n_available": int(len(train_df)),
+            "n_users": int(data["user_id"].nunique()) if "user_id" in data.columns else None,
+        },
+    }
+
+
 def quiet_transformers() -> None:
     """Trainer warnings about unused columns/tokenizers/deprecations are noise for a CLI user; keep errors."""
     import warnings

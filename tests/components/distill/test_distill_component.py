@@ -13,38 +13,32 @@ from seren.errors import DataError
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-def test_distill_component_unit(artifact, training_data: Path, tiny_model_dir: Path) -> None:
+def _distill(artifact, training_data: Path, tiny_model_dir: Path, **params) -> tuple[Path, dict, dict, dict]:
+    """Run the component body; (model dir, its card, metrics, model metadata)."""
     model, metrics = artifact(dsl.Model, "model"), artifact(dsl.Metrics, "metrics")
     distill.python_func(
         training_data=dsl.Dataset(name="td", uri=str(training_data)),
         model=model,
         metrics=metrics,
         base_model=str(tiny_model_dir),
-        sft_steps=2,
-        max_examples=16,
-        batch_size=4,
+        **params,
     )
     out = Path(model.path)
+    return out, json.loads((out / "model_card.json").read_text()), metrics.metadata, model.metadata
+
+
+def test_distill_component_unit(artifact, training_data: Path, tiny_model_dir: Path) -> None:
+    out, card, m, meta = _distill(artifact, training_data, tiny_model_dir, sft_steps=2, max_examples=16, batch_size=4)
     assert (out / "model.safetensors").is_file() and not (out / "adapter_config.json").exists()
-    assert not Path(f"{model.path}.work").exists(), "the stage work dir (checkpoints) is cleaned up"
-    card = json.loads((out / "model_card.json").read_text())
-    m = metrics.metadata
+    assert not Path(f"{out}.work").exists(), "the stage work dir (checkpoints) is cleaned up"
     assert m["steps"] == 2 and m["data.n_train"] == card["data"]["n_train"] == 16
-    assert m["loss_first"] > 0 and model.metadata["stage"] == "sft"
+    assert m["loss_first"] > 0 and meta["stage"] == "sft"
 
 
 def test_distill_component_head_method_unit(artifact, training_data: Path, tiny_model_dir: Path) -> None:
-    model, metrics = artifact(dsl.Model, "model"), artifact(dsl.Metrics, "metrics")
-    distill.python_func(
-        training_data=dsl.Dataset(name="td", uri=str(training_data)),
-        model=model,
-        metrics=metrics,
-        base_model=str(tiny_model_dir),
-        sft_method="head",
-    )
-    card = json.loads((Path(model.path) / "model_card.json").read_text())
-    assert card["hyperparameters"]["method"] == "head"
-    assert metrics.metadata["cv_roc_auc"] == card["train_metrics"]["cv_roc_auc"]
+    _, card, m, meta = _distill(artifact, training_data, tiny_model_dir, sft_method="head")
+    assert card["hyperparameters"]["method"] == "head" and meta["stage"] == "sft"
+    assert m["cv_roc_auc"] == card["train_metrics"]["cv_roc_auc"]
 
 
 def test_distill_component_empty_training_data_unit(
