@@ -46,6 +46,17 @@ def _splits(y: np.ndarray, groups: np.ndarray | None, folds: int, seed: int) -> 
     return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(y, y))
 
 
+def check_answers(y: np.ndarray, folds: int = HEAD_FOLDS) -> tuple[int, int]:
+    """(n Yes, n No); too few of either for the cross-validation is one line, before anything is written."""
+    n_pos, n_neg = int(np.sum(y)), int(len(y) - np.sum(y))
+    if min(n_pos, n_neg) < folds:
+        raise DataError(
+            f"a head fit needs at least {folds} Yes and {folds} No examples, got {n_pos} and {n_neg}",
+            "label more rows of the rarer answer",
+        )
+    return n_pos, n_neg
+
+
 def fit_direction(
     states: np.ndarray,
     labels: np.ndarray,
@@ -66,12 +77,7 @@ def fit_direction(
     x = np.asarray(states, dtype=np.float64)
     y = np.asarray(labels, dtype=int)
     w = np.ones(len(y)) if weights is None else np.asarray(weights, dtype=float)
-    n_pos, n_neg = int(y.sum()), int(len(y) - y.sum())
-    if min(n_pos, n_neg) < folds:
-        raise DataError(
-            f"a head fit needs at least {folds} Yes and {folds} No examples, got {n_pos} and {n_neg}",
-            "label more rows of the rarer answer",
-        )
+    n_pos, n_neg = check_answers(y, folds)
     splits = _splits(y, groups, folds, seed)
     by = "user" if groups is not None and len(np.unique(groups)) >= folds else "row"
     if any(len(np.unique(y[tr])) < 2 or len(np.unique(y[te])) < 2 for tr, te in splits):
@@ -148,6 +154,7 @@ def train_head(
     require_columns(train_df, ["prompt", "completion"], "head training")
     base_path = resolve_base_model(base_model)
     data = balanced_sample(train_df, max_examples, seed)
+    check_answers(answers(data["completion"]))  # a failed fit leaves no stage dir behind
     params = {
         "method": "head",
         "intercept": False,

@@ -98,3 +98,10 @@ def test_a_head_fit_model_exports_to_onnx_with_the_same_scores(tiny_model_dir: P
     np.testing.assert_allclose(got, scorer.score(p, i), atol=1e-5)
     base = SerenScorer.from_pretrained(tiny_model_dir).score(p, i)
     assert np.abs(got - base).max() > 0.05  # the graph carries the fitted rows, not the base model's
+
+
+def test_too_few_answers_fail_before_a_stage_dir_is_written(tiny_model_dir: Path, toy, tmp_path: Path) -> None:
+    few = toy[(toy["label"] == 0) | (toy.index < 4)]  # 2 Yes rows (items 0, 1 of user 0)
+    with pytest.raises(DataError, match="at least 3 Yes"):
+        train_sft(tiny_model_dir, few, tmp_path / "x", method="head", progress=False)
+    assert not (tmp_path / "x").exists()
