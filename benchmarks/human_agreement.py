@@ -17,6 +17,15 @@ intervals over users; paired intervals against every baseline). Rows, all on the
   human-head-only     the head fit on each fold's human rows alone (no behaviour rows)
   The cross-validated rows are scored by one model per fold: they enter the table as within-fold
   percentile ranks (see within_fold_ranks); the JSON also keeps each fold's AUC.
+  fold-seeds          how much of a cross-validated number is the fold draw: the head fit on human labels
+                      re-run over FOLD_SEEDS user-fold assignments on the base model's answer-slot
+                      states (computed once: the head fit's base is frozen, so each fold's fit is
+                      seren.serengpt.head.fit_direction on the same states, as train_head does), next
+                      to the baselines and a learned non-LLM reference (logistic regression on
+                      predictedRating and the movie's year, genres, MovieLens mean rating and count)
+                      under the same folds; and the same head fit when the profile also says how the
+                      user judged their other answered movies (feedback_profiles; never the judged
+                      row's own answer), next to that share itself as a non-LLM baseline
   variants            zero-shot with less movie signal (category only / + all genres / + tags /
                       + liked genres and titles in the profile): what each adds
 
@@ -24,12 +33,13 @@ Stages run separately (`--stage`) and cache per-row scores under --work, so a lo
 split; `--stage report` (also run after every stage) writes benchmarks/results/human_agreement.json
 from every cached column. Load average is recorded at the start and end of each stage.
 
-Run: .venv/bin/python benchmarks/human_agreement.py --stage zero-shot|behaviour|human-cv|human-head|human-head-only|variants|report
+Run: .venv/bin/python benchmarks/human_agreement.py --stage zero-shot|behaviour|human-cv|human-head|human-head-only|fold-seeds|variants|report
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -59,6 +69,8 @@ PROFILE = {"positive_rating": 3.5, "genre_line": True, "n_titles": 3}
 # them. The frozen lower blocks run once per row (cached hidden states), so steps are cheap (~0.8 s).
 TRAIN = {"lora_layers": 8, "batch_size": 4, "learning_rate": 3e-3, "max_steps": 280}
 FOLDS = 3
+FOLD_SEEDS = 6
+FOLD_SEEDS_FILE = "fold_seeds.json"
 ZERO = "zero-shot SmolLM2"
 BEHAVIOUR = "SerenGPT (behaviour labels only)"
 HUMAN = f"SerenGPT (+ human labels, {FOLDS}-fold user CV)"
@@ -238,6 +250,167 @@ def stage_human_cv(
     )
 
 
+def item_features(c: pd.DataFrame, catalogue: Any) -> np.ndarray:
+    """What a learned non-LLM judge could use per row: predictedRating and the movie's year, genres,
+    MovieLens mean rating and (log) count; missing values at the median."""
+    items = catalogue.items.set_index(catalogue.items["item_id"].astype(str))
+    ids = c["item_id"].astype(str)
+    inter = catalogue.interactions.assign(item_id=catalogue.interactions["item_id"].astype(str))
+    genres = ids.map(items["genres"]).fillna("").astype(str)
+    f = pd.DataFrame(
+        {
+            "predicted_rating": c["predicted_rating"].to_numpy(dtype=float),
+            "year": ids.map(items["title"]).astype(str).str.extract(r"\((\d{4})\)\s*$")[0].astype(float).to_numpy(),
+            "mean_rating": ids.map(inter.groupby("item_id")["rating"].mean()).to_numpy(dtype=float),
+            "log_count": np.log1p(ids.map(items["popularity"]).fillna(0.0).to_numpy(dtype=float)),
+        }
+    )
+    for g in sorted({x for gs in genres for x in gs.split("|") if x and x != "(no genres listed)"}):
+        f[f"genre {g}"] = genres.str.split("|").map(lambda gs, g=g: g in gs).to_numpy(dtype=float)
+    return f.fillna(f.median()).to_numpy(dtype=float)
+
+
+FEEDBACK = "SerenGPT head fit, profile + the user's other answers (human labels only, 3-fold user CV)"
+OTHER_ANSWERS = "the user's other answers (share serendipitous)"
+LEARNED = "learned non-LLM reference (logistic on predictedRating + movie features)"
+
+
+def feedback_profiles(c: pd.DataFrame) -> pd.DataFrame:
+    """The profile + one line on how the user judged their *other* answered movies (never the judged
+    row's own answer): does knowing a user's past serendipity feedback help the judge?"""
+    g = c.groupby("user_id")["label"]
+    n = g.transform("count") - 1
+    share = (g.transform("sum") - c["label"]) / n.clip(lower=1)
+    line = np.select(
+        [n == 0, share == 0, share < 0.5],
+        [
+            "",
+            "This user is rarely surprised: no other movie was a pleasant surprise.",
+            "This user is sometimes pleasantly surprised.",
+        ],
+        "This user is often pleasantly surprised: most other movies were pleasant surprises.",
+    )
+    return c.assign(profile_text=c["profile_text"] + np.where(n > 0, "\n" + line, ""))
+
+
+def other_answers(c: pd.DataFrame) -> np.ndarray:
+    g = c.groupby("user_id")["label"]
+    return ((g.transform("sum") - c["label"]) / (g.transform("count") - 1).clip(lower=1)).to_numpy(dtype=float)
+
+
+def base_states(ex: pd.DataFrame, base: Any) -> tuple[np.ndarray, bool]:
+    """The frozen base model's answer-slot states of every prompt, cached by the prompts' fingerprint."""
+    from seren.llm.scorer import SerenScorer
+
+    key = hashlib.sha256("\0".join(ex["prompt"]).encode()).hexdigest()[:16]
+    f = WORK / f"base_states-{key}.npy"
+    if f.exists():
+        return np.load(f), True
+    states = SerenScorer.from_pretrained(base).answer_states(ex["prompt"].tolist(), batch_size=16)
+    WORK.mkdir(parents=True, exist_ok=True)
+    np.save(f, states)
+    return states, False
+
+
+def head_cv(ex: pd.DataFrame, states: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Each fold scored by a head fitted on the other folds' rows exactly as stage human-head-only
+    trains it (oversampled, deduplicated with summed confidence): the logit d . h its model computes."""
+    from seren.serengpt.head import fit_direction
+    from seren.serengpt.human import balance_oversample
+
+    row_of = pd.Series(np.arange(len(ex)), index=ex["prompt"].to_numpy())
+    row_of = row_of[~row_of.index.duplicated()]  # equal prompts have equal states
+    out = np.full(len(ex), np.nan)
+    for k in np.unique(folds):
+        test = folds == k
+        hum = balance_oversample(ex[~test], seed=int(k))
+        uniq = hum.groupby(["prompt", "label"], sort=False).agg(w=("confidence", "sum"), user=("user_id", "first"))
+        uniq = uniq.reset_index()
+        idx = row_of.loc[uniq["prompt"]].to_numpy()
+        d, _ = fit_direction(states[idx], uniq["label"].to_numpy(), uniq["w"].to_numpy(), uniq["user"].to_numpy())
+        out[test] = states[test] @ d
+    return out
+
+
+def learned_cv(feats: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    from sklearn.linear_model import LogisticRegression
+
+    out = np.full(len(y), np.nan)
+    for k in np.unique(folds):
+        test = folds == k
+        mu, sd = feats[~test].mean(0), feats[~test].std(0) + 1e-9
+        ref = LogisticRegression(C=0.1, class_weight="balanced", max_iter=5000).fit((feats[~test] - mu) / sd, y[~test])
+        out[test] = ref.decision_function((feats[test] - mu) / sd)
+    return out
+
+
+def stage_fold_seeds(survey: Any, base: Any, tok: Any, catalogue: Any) -> None:
+    """The human-head-only row, the learned reference and the feedback rows over FOLD_SEEDS user-fold draws."""
+    from seren.serengpt.human import baseline_scores, human_examples, pearson, roc_auc, user_folds
+
+    t0, l0 = time.perf_counter(), loads()
+    c = candidates(survey, tok)
+    ex, ex_fb = human_examples(c, tok), human_examples(feedback_profiles(c), tok)
+    (states, cached), (states_fb, cached_fb) = base_states(ex, base), base_states(ex_fb, base)
+    t_states = time.perf_counter() - t0
+    feats = item_features(c, catalogue)
+    y, fm = c["label"].to_numpy(), c["flag_mean"].to_numpy(dtype=float)
+    fixed = {k: v for k, v in baseline_scores(c, catalogue, seed=0).items() if k != "random"}
+    fixed[OTHER_ANSWERS] = other_answers(c)
+    per_seed: dict[str, list[dict[str, float]]] = {}
+    for seed in range(FOLD_SEEDS):
+        folds = user_folds(c["user_id"], FOLDS, seed=seed)
+        cols = {
+            **fixed,
+            LEARNED: learned_cv(feats, y, folds),
+            HUMAN_HEAD_ONLY: head_cv(ex, states, folds),
+            FEEDBACK: head_cv(ex_fb, states_fb, folds),
+        }
+        for name, s in cols.items():
+            r = within_fold_ranks(s, folds)  # every row pooled the same way as the table's CV rows
+            per_seed.setdefault(name, []).append({"roc_auc": roc_auc(y, r), "pearson_flag_mean": pearson(r, fm)})
+    summary = {
+        name: {
+            m: {
+                "mean": round(float(np.mean([x[m] for x in v])), 4),
+                "sd": round(float(np.std([x[m] for x in v])), 4),
+                "per_seed": [round(float(x[m]), 4) for x in v],
+            }
+            for m in ("roc_auc", "pearson_flag_mean")
+        }
+        for name, v in per_seed.items()
+    }
+    info = {
+        "fold_seeds": list(range(FOLD_SEEDS)),
+        "folds": FOLDS,
+        "states_seconds": round(t_states, 1),
+        "states_cached": [cached, cached_fb],
+        "seconds": round(time.perf_counter() - t0, 1),
+        "load_start": l0,
+        "load_end": loads(),
+    }
+    WORK.mkdir(parents=True, exist_ok=True)
+    (WORK / FOLD_SEEDS_FILE).write_text(json.dumps({"info": info, "rows": summary}, indent=1))
+
+
+def fold_seed_markdown(fs: dict[str, Any]) -> str:
+    n = len(fs["info"]["fold_seeds"])
+    lines = [
+        f"### Over {n} user-fold draws (mean ± sd; each draw pooled as within-fold ranks)",
+        "",
+        "| scorer | ROC-AUC | Pearson flags | ROC-AUC per draw |",
+        "|---|---|---|---|",
+    ]
+    for name, r in fs["rows"].items():
+        a, p = r["roc_auc"], r["pearson_flag_mean"]
+        lines.append(
+            f"| {name} | {a['mean']:.3f} ± {a['sd']:.3f} | {p['mean']:.3f} ± {p['sd']:.3f} | "
+            + ", ".join(f"{x:.3f}" for x in a["per_seed"])
+            + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def within_fold_ranks(scores: np.ndarray, folds: np.ndarray) -> np.ndarray:
     """Percentile ranks within each fold. A cross-validated row's folds are scored by different models
     whose score levels differ; pooled raw, those levels meet the folds' different positive rates and
@@ -285,6 +458,10 @@ def report(survey: Any, tok: Any, catalogue: Any) -> dict[str, Any]:
         per_fold["pooled raw scores (not comparable across fold models)"] = {
             k: round(roc_auc(y, v), 4) for k, v in raw.items()
         }
+    fs_f = WORK / FOLD_SEEDS_FILE
+    fold_seeds = json.loads(fs_f.read_text()) if fs_f.exists() else None
+    if fold_seeds:
+        md += "\n" + fold_seed_markdown(fold_seeds)
     payload = {
         "what": "agreement of SerenGPT judgments with people (Serendipity-2018 development half, leave-one-out)",
         "survey": survey.report,
@@ -296,6 +473,7 @@ def report(survey: Any, tok: Any, catalogue: Any) -> dict[str, Any]:
         "results": res,
         "variants": var_res,
         "roc_auc_per_cv_fold": per_fold,
+        "fold_seed_sensitivity": fold_seeds,
         "markdown": md,
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)
@@ -309,7 +487,16 @@ def main() -> None:
     ap.add_argument(
         "--stage",
         default="report",
-        choices=["zero-shot", "behaviour", "human-cv", "human-head", "human-head-only", "variants", "report"],
+        choices=[
+            "zero-shot",
+            "behaviour",
+            "human-cv",
+            "human-head",
+            "human-head-only",
+            "fold-seeds",
+            "variants",
+            "report",
+        ],
     )
     args = ap.parse_args()
     catalogue, survey, base, tok = setup()
@@ -331,7 +518,13 @@ def main() -> None:
             stage_human_cv(survey, base, tok, catalogue, method="head")
         elif args.stage == "human-head-only":
             stage_human_cv(survey, base, tok, catalogue, method="head", behaviour=False)
-    if args.stage != "report":  # the rows this stage (re)wrote carry how quiet the machine was
+        elif args.stage == "fold-seeds":
+            stage_fold_seeds(survey, base, tok, catalogue)
+    if args.stage == "fold-seeds":
+        fs = json.loads((WORK / FOLD_SEEDS_FILE).read_text())
+        fs["info"]["quiet"] = quiet.record
+        (WORK / FOLD_SEEDS_FILE).write_text(json.dumps(fs, indent=1))
+    elif args.stage != "report":  # the rows this stage (re)wrote carry how quiet the machine was
         meta = json.loads(meta_f.read_text())
         for name, info in meta.items():
             if info != before.get(name):
