@@ -214,7 +214,9 @@ def main() -> None:
     ap.add_argument("--skip-smollm2", action="store_true")
     ap.add_argument("--work", default=None, help="Working dir (kept: a re-run reuses the inputs and exports).")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "nearline.json"))
-    ap.add_argument("--candidates", type=int, default=20, help="SmolLM2: candidates per user (main + explore + serendipity source)")
+    ap.add_argument(
+        "--candidates", type=int, default=20, help="SmolLM2: candidates per user (main + explore + serendipity source)"
+    )
     ap.add_argument("--token-budget", type=int, default=None, help="default: the model recipe's profile budget")
     ap.add_argument("--quick", action="store_true", help="12 users, 2 SmolLM2 users, 8 candidates")
     args = ap.parse_args()
