@@ -25,7 +25,8 @@ intervals over users; paired intervals against every baseline). Rows, all on the
                       predictedRating and the movie's year, genres, MovieLens mean rating and count)
                       under the same folds; and the same head fit when the profile also says how the
                       user judged their other answered movies (feedback_profiles; never the judged
-                      row's own answer), next to that share itself as a non-LLM baseline
+                      row's own answer), next to that share itself (the baseline "the user's other
+                      answers")
   variants            zero-shot with less movie signal (category only / + all genres / + tags /
                       + liked genres and titles in the profile): what each adds
 
@@ -271,31 +272,26 @@ def item_features(c: pd.DataFrame, catalogue: Any) -> np.ndarray:
 
 
 FEEDBACK = "SerenGPT head fit, profile + the user's other answers (human labels only, 3-fold user CV)"
-OTHER_ANSWERS = "the user's other answers (share serendipitous)"
 LEARNED = "learned non-LLM reference (logistic on predictedRating + movie features)"
 
 
 def feedback_profiles(c: pd.DataFrame) -> pd.DataFrame:
     """The profile + one line on how the user judged their *other* answered movies (never the judged
-    row's own answer): does knowing a user's past serendipity feedback help the judge?"""
-    g = c.groupby("user_id")["label"]
-    n = g.transform("count") - 1
-    share = (g.transform("sum") - c["label"]) / n.clip(lower=1)
+    row's own answer; seren.serengpt.human.other_answers): does knowing a user's past serendipity
+    feedback help the judge? No line for a user without another answer."""
+    from seren.serengpt.human import other_answers
+
+    n = c.groupby("user_id")["label"].transform("count").to_numpy() - 1
+    share = other_answers(c)
     line = np.select(
-        [n == 0, share == 0, share < 0.5],
+        [share == 0, share < 0.5],
         [
-            "",
             "This user is rarely surprised: no other movie was a pleasant surprise.",
             "This user is sometimes pleasantly surprised.",
         ],
         "This user is often pleasantly surprised: most other movies were pleasant surprises.",
     )
     return c.assign(profile_text=c["profile_text"] + np.where(n > 0, "\n" + line, ""))
-
-
-def other_answers(c: pd.DataFrame) -> np.ndarray:
-    g = c.groupby("user_id")["label"]
-    return ((g.transform("sum") - c["label"]) / (g.transform("count") - 1).clip(lower=1)).to_numpy(dtype=float)
 
 
 def base_states(ex: pd.DataFrame, base: Any) -> tuple[np.ndarray, bool]:
@@ -356,7 +352,6 @@ def stage_fold_seeds(survey: Any, base: Any, tok: Any, catalogue: Any) -> None:
     feats = item_features(c, catalogue)
     y, fm = c["label"].to_numpy(), c["flag_mean"].to_numpy(dtype=float)
     fixed = {k: v for k, v in baseline_scores(c, catalogue, seed=0).items() if k != "random"}
-    fixed[OTHER_ANSWERS] = other_answers(c)
     per_seed: dict[str, list[dict[str, float]]] = {}
     for seed in range(FOLD_SEEDS):
         folds = user_folds(c["user_id"], FOLDS, seed=seed)

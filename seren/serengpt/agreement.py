@@ -14,7 +14,8 @@ from scipy.stats import rankdata
 from seren.errors import DataError
 
 TARGETS = ("flag_mean", "s5", "s8")
-BASELINES = ("predictedRating", "inverse popularity", "unexpectedness x relevance", "random")
+OTHER_ANSWERS = "the user's other answers"
+BASELINES = ("predictedRating", "inverse popularity", "unexpectedness x relevance", OTHER_ANSWERS, "random")
 SEREN_EVA_PEARSON = 0.215  # SerenEva (arXiv 2507.17290), best LLM set-up
 
 

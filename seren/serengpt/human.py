@@ -10,7 +10,9 @@ of the eight flags (graded), s5 ("different from what I usually watch") and s8 (
 preferences"); 95% bootstrap intervals resampling *users* (rows of one user are not
 independent); paired intervals of each model's difference to each baseline. Baselines:
 MovieLens's predictedRating, inverse popularity, the project's unexpectedness x relevance
-heuristic (leave-one-out history, relevance = positive rate in the catalogue's ratings), random.
+heuristic (leave-one-out history, relevance = positive rate in the catalogue's ratings), the
+user's other answers (the share of the user's other judged rows that are serendipitous: how much
+of the agreement is who judges rather than what is judged), random.
 
 Also: the human rows as SFT training examples (source "human", the most trusted), and a
 user-fold split for cross-validation (never train and score the same users).
@@ -35,6 +37,7 @@ from seren.data.survey import Survey
 from seren.errors import ConfigError, DataError
 from seren.serengpt.agreement import (
     BASELINES,
+    OTHER_ANSWERS,
     SEREN_EVA_PEARSON,
     TARGETS,
     agreement,
@@ -49,6 +52,7 @@ from seren.serengpt.agreement import (
 __all__ = [
     "BASELINES",
     "HUMAN_CONFIDENCE_MIN",
+    "OTHER_ANSWERS",
     "SEREN_EVA_PEARSON",
     "TARGETS",
     "agreement",
@@ -63,6 +67,7 @@ __all__ = [
     "human_markdown",
     "metric_names",
     "movie_items",
+    "other_answers",
     "pearson",
     "roc_auc",
     "run_human_agreement",
@@ -150,8 +155,23 @@ def baseline_scores(cands: pd.DataFrame, catalogue: Any, seed: int = 0) -> dict[
         "predictedRating": pred,
         "inverse popularity": 1.0 / (1.0 + pop),
         "unexpectedness x relevance": unexp * rel,
+        OTHER_ANSWERS: other_answers(cands),
         "random": np.random.default_rng(seed).random(len(cands)),
     }
+
+
+def other_answers(cands: pd.DataFrame) -> np.ndarray:
+    """Per row, the share of the same user's *other* rows labelled serendipitous (never the row's own
+    label). People differ in how readily they call a movie serendipitous (on the Serendipity-2018
+    development half 40% of the flag mean's variance is between users), so this share is the
+    baseline that tells a judge that ranks movies from one that only ranks people. A user with no
+    other row gets the positive rate of every other row."""
+    y = cands["label"].astype(float).to_numpy()
+    g = pd.Series(y).groupby(cands["user_id"].astype(str).to_numpy())
+    n_other = g.transform("count").to_numpy() - 1
+    pos_other = g.transform("sum").to_numpy() - y
+    rest = (y.sum() - y) / max(len(y) - 1, 1)
+    return np.where(n_other > 0, pos_other / np.maximum(n_other, 1), rest)
 
 
 # ------------------------------------------------------------------ the reusable stage

@@ -130,6 +130,14 @@ def test_baselines_on_the_handmade_survey(survey, tiny_model_dir):
     j = key.index(("u2", "5"))  # predictedRating NA -> the mean of the others
     assert b["predictedRating"][j] == pytest.approx(np.mean([4.5, 3.2, 4.9, 4.1, 3.9]))
     assert "Echo Action (2005)" in c["item_text"][j] and "Genres: Action, Thriller" in c["item_text"][j]
+    # the user's other answers: u1 (m1 1, m2 0, m3 1; m99 has no movie), u2 (m2 1, m4 0, m5 0)
+    share = {("u1", "1"): 0.5, ("u1", "2"): 1.0, ("u1", "3"): 0.5, ("u2", "2"): 0.0, ("u2", "4"): 0.5, ("u2", "5"): 0.5}
+    assert b[H.OTHER_ANSWERS] == pytest.approx([share[k] for k in key])
+    for r in range(len(c)):  # a row's own label never moves its own score
+        flipped = c.assign(label=c["label"].where(c.index != r, 1 - c["label"]))
+        assert H.other_answers(flipped)[r] == b[H.OTHER_ANSWERS][r]
+    alone = c.assign(user_id=np.where(c.index == i, "u3", c["user_id"]))  # u3 has no other row
+    assert H.other_answers(alone)[i] == pytest.approx(3 / 5)  # the other rows' positive rate
     ex = H.human_examples(c, load_tokenizer(tiny_model_dir))
     assert (ex["source"] == "human").all() and ex["confidence"].min() >= H.HUMAN_CONFIDENCE_MIN > 0.8
     assert ex.loc[c["item_id"].eq("3") & c["user_id"].eq("u1"), "confidence"].item() == 1.0  # every flag
