@@ -310,8 +310,8 @@ def base_states(ex: pd.DataFrame, base: Any) -> tuple[np.ndarray, bool]:
 
 def head_cv(ex: pd.DataFrame, states: np.ndarray, folds: np.ndarray) -> np.ndarray:
     """Each fold scored by a head fitted on the other folds' rows exactly as stage human-head-only
-    trains it (oversampled, deduplicated with summed confidence): the logit d . h its model computes."""
-    from seren.serengpt.head import fit_direction
+    trains it (oversampled, then train_head's head_examples): the logit d . h its model computes."""
+    from seren.serengpt.head import fit_direction, head_examples
     from seren.serengpt.human import balance_oversample
 
     row_of = pd.Series(np.arange(len(ex)), index=ex["prompt"].to_numpy())
@@ -319,11 +319,9 @@ def head_cv(ex: pd.DataFrame, states: np.ndarray, folds: np.ndarray) -> np.ndarr
     out = np.full(len(ex), np.nan)
     for k in np.unique(folds):
         test = folds == k
-        hum = balance_oversample(ex[~test], seed=int(k))
-        uniq = hum.groupby(["prompt", "label"], sort=False).agg(w=("confidence", "sum"), user=("user_id", "first"))
-        uniq = uniq.reset_index()
+        uniq = head_examples(balance_oversample(ex[~test], seed=int(k)))
         idx = row_of.loc[uniq["prompt"]].to_numpy()
-        d, _ = fit_direction(states[idx], uniq["label"].to_numpy(), uniq["w"].to_numpy(), uniq["user"].to_numpy())
+        d, _ = fit_direction(states[idx], uniq["y"].to_numpy(), uniq["w"].to_numpy(), uniq["user"].to_numpy())
         out[test] = states[test] @ d
     return out
 

@@ -128,6 +128,20 @@ def set_answer_direction(model: Any, yes_id: int, no_id: int, direction: np.ndar
         model.config.get_text_config().tie_word_embeddings = False
 
 
+def head_examples(data: pd.DataFrame) -> pd.DataFrame:
+    """(prompt, y, w, user) per distinct (prompt, answer): an oversampled row is one example with more
+    weight (its confidence summed), so its state is computed once."""
+    frame = pd.DataFrame(
+        {
+            "prompt": data["prompt"].astype(str),
+            "y": answers(data["completion"]),
+            "w": data["confidence"].astype(float) if "confidence" in data.columns else 1.0,
+            "user": data["user_id"].astype(str) if "user_id" in data.columns else "",
+        }
+    )
+    return frame.groupby(["prompt", "y"], sort=False).agg(w=("w", "sum"), user=("user", "first")).reset_index()
+
+
 def train_head(
     base_model: str | os.PathLike[str],
     train_df: pd.DataFrame,
@@ -168,16 +182,7 @@ def train_head(
         log.info("head-fit model for this data and settings already exists at %s", stage.done)
         return stage.done
     t0 = time.monotonic()
-    frame = pd.DataFrame(
-        {
-            "prompt": data["prompt"].astype(str),
-            "y": answers(data["completion"]),
-            "w": data["confidence"].astype(float) if "confidence" in data.columns else 1.0,
-            "user": data["user_id"].astype(str) if "user_id" in data.columns else "",
-        }
-    )
-    # an oversampled row is one example with more weight: its state is computed once
-    uniq = frame.groupby(["prompt", "y"], sort=False).agg(w=("w", "sum"), user=("user", "first")).reset_index()
+    uniq = head_examples(data)
     quiet_transformers()
     scorer = SerenScorer.from_pretrained(base_path)
     states = scorer.answer_states(uniq["prompt"].tolist(), batch_size=batch_size, progress=progress)
@@ -189,7 +194,7 @@ def train_head(
     card["data"].update(
         {
             "n_unique_prompts": int(len(uniq)),
-            "positive_share": float(frame["y"].mean()),
+            "positive_share": float(answers(data["completion"]).mean()),
             "sources": data["source"].value_counts().to_dict() if "source" in data.columns else None,
         }
     )
