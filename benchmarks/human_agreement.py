@@ -26,7 +26,9 @@ intervals over users; paired intervals against every baseline). Rows, all on the
                       under the same folds; and the same head fit when the profile also says how the
                       user judged their other answered movies (feedback_profiles; never the judged
                       row's own answer), next to that share itself (the baseline "the user's other
-                      answers")
+                      answers"); and two stacks under the same folds (logistic regression on
+                      predictedRating + that share, with and without the head fit's logit): does the
+                      judge add anything the non-LLM signals do not already carry?
   variants            zero-shot with less movie signal (category only / + all genres / + tags /
                       + liked genres and titles in the profile): what each adds
 
@@ -273,6 +275,15 @@ def item_features(c: pd.DataFrame, catalogue: Any) -> np.ndarray:
 
 FEEDBACK = "SerenGPT head fit, profile + the user's other answers (human labels only, 3-fold user CV)"
 LEARNED = "learned non-LLM reference (logistic on predictedRating + movie features)"
+STACK = "stack, non-LLM: predictedRating + the user's other answers (logistic)"
+STACK_LLM = "stack: SerenGPT head fit + predictedRating + the user's other answers (logistic)"
+
+
+def share_logit(share: np.ndarray) -> np.ndarray:
+    """The user's other-answer share on the logit scale (clipped: a share of 0 or 1 from 2-4 answers
+    is not certainty), so that a logistic stack can add it to a judge's logit."""
+    p = np.clip(share, 0.05, 0.95)
+    return np.log(p / (1.0 - p))
 
 
 def feedback_profiles(c: pd.DataFrame) -> pd.DataFrame:
@@ -327,6 +338,8 @@ def head_cv(ex: pd.DataFrame, states: np.ndarray, folds: np.ndarray) -> np.ndarr
 
 
 def learned_cv(feats: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Each fold scored by a balanced L2 logistic regression fitted on the other folds only (features
+    standardised with the training folds' moments): the learned reference and the stacks."""
     from sklearn.linear_model import LogisticRegression
 
     out = np.full(len(y), np.nan)
@@ -340,7 +353,7 @@ def learned_cv(feats: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.ndarra
 
 def stage_fold_seeds(survey: Any, base: Any, tok: Any, catalogue: Any) -> None:
     """The human-head-only row, the learned reference and the feedback rows over FOLD_SEEDS user-fold draws."""
-    from seren.serengpt.human import baseline_scores, human_examples, pearson, roc_auc, user_folds
+    from seren.serengpt.human import OTHER_ANSWERS, baseline_scores, human_examples, pearson, roc_auc, user_folds
 
     t0, l0 = time.perf_counter(), loads()
     c = candidates(survey, tok)
@@ -350,14 +363,19 @@ def stage_fold_seeds(survey: Any, base: Any, tok: Any, catalogue: Any) -> None:
     feats = item_features(c, catalogue)
     y, fm = c["label"].to_numpy(), c["flag_mean"].to_numpy(dtype=float)
     fixed = {k: v for k, v in baseline_scores(c, catalogue, seed=0).items() if k != "random"}
+    non_llm = np.column_stack([fixed["predictedRating"], share_logit(fixed[OTHER_ANSWERS])])
     per_seed: dict[str, list[dict[str, float]]] = {}
     for seed in range(FOLD_SEEDS):
         folds = user_folds(c["user_id"], FOLDS, seed=seed)
+        head = head_cv(ex, states, folds)
         cols = {
             **fixed,
             LEARNED: learned_cv(feats, y, folds),
-            HUMAN_HEAD_ONLY: head_cv(ex, states, folds),
+            HUMAN_HEAD_ONLY: head,
             FEEDBACK: head_cv(ex_fb, states_fb, folds),
+            # does the judge know anything the non-LLM signals do not? (same folds, same learner)
+            STACK: learned_cv(non_llm, y, folds),
+            STACK_LLM: learned_cv(np.column_stack([head, non_llm]), y, folds),
         }
         for name, s in cols.items():
             r = within_fold_ranks(s, folds)  # every row pooled the same way as the table's CV rows

@@ -43,3 +43,20 @@ def test_within_fold_ranks_are_percentiles_inside_each_fold():
     scores = np.array([10.0, 20.0, 30.0, 0.1, 0.3, 0.2])
     folds = np.array([0, 0, 0, 1, 1, 1])
     np.testing.assert_allclose(bench.within_fold_ranks(scores, folds), [1 / 3, 2 / 3, 1.0, 1 / 3, 1.0, 2 / 3])
+
+
+def test_learned_cv_scores_each_fold_without_its_own_labels():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 2))
+    y = (x[:, 0] + 0.5 * rng.normal(size=60) > 0).astype(int)
+    folds = np.repeat([0, 1, 2], 20)
+    out = bench.learned_cv(x, y, folds)
+    flipped = y.copy()
+    flipped[folds == 1] = 1 - flipped[folds == 1]  # fold 1's own labels change nothing of fold 1's scores
+    np.testing.assert_allclose(bench.learned_cv(x, flipped, folds)[folds == 1], out[folds == 1])
+    assert not np.allclose(bench.learned_cv(x, flipped, folds)[folds == 0], out[folds == 0])  # they train fold 0
+
+
+def test_share_logit_is_symmetric_and_clipped():
+    z = bench.share_logit(np.array([0.0, 0.25, 0.5, 0.75, 1.0]))
+    np.testing.assert_allclose(z, [np.log(0.05 / 0.95), np.log(1 / 3), 0.0, np.log(3), np.log(0.95 / 0.05)])
