@@ -435,6 +435,19 @@ def within_fold_ranks(scores: np.ndarray, folds: np.ndarray) -> np.ndarray:
     return out
 
 
+def label_anatomy(labels: pd.DataFrame) -> dict[str, Any]:
+    """What the survey's label needs that no prompt carries: every one of the eight flags asks that
+    MovieLens brought the movie to the user (s1 "first heard of it from MovieLens" or s2 "MovieLens
+    influenced me" above 3). Counted on the joined rows, serendipitous and not."""
+    pos = labels["serendipitous"].astype(bool).to_numpy()
+    via = ((labels["s1"] > 3) | (labels["s2"] > 3)).to_numpy()
+    return {
+        "n_serendipitous": int(pos.sum()),
+        "share_via_movielens_serendipitous": round(float(via[pos].mean()), 4),
+        "share_via_movielens_other": round(float(via[~pos].mean()), 4),
+    }
+
+
 def report(survey: Any, tok: Any, catalogue: Any) -> dict[str, Any]:
     from seren.serengpt.human import agreement, baseline_scores, human_markdown
 
@@ -476,6 +489,7 @@ def report(survey: Any, tok: Any, catalogue: Any) -> dict[str, Any]:
     payload = {
         "what": "agreement of SerenGPT judgments with people (Serendipity-2018 development half, leave-one-out)",
         "survey": survey.report,
+        "label_anatomy": label_anatomy(survey.labels),
         "recipe": recipe(),
         "train_budget": TRAIN,
         "folds": FOLDS,

@@ -60,3 +60,19 @@ def test_learned_cv_scores_each_fold_without_its_own_labels():
 def test_share_logit_is_symmetric_and_clipped():
     z = bench.share_logit(np.array([0.0, 0.25, 0.5, 0.75, 1.0]))
     np.testing.assert_allclose(z, [np.log(0.05 / 0.95), np.log(1 / 3), 0.0, np.log(3), np.log(0.95 / 0.05)])
+
+
+def test_label_anatomy_counts_rows_that_movielens_brought_to_the_user():
+    labels = pd.DataFrame(
+        {
+            "serendipitous": [True, True, False, False, False, False],
+            "s1": [5.0, 2.0, 4.0, 1.0, np.nan, 3.0],
+            "s2": [1.0, 4.0, 1.0, 2.0, 5.0, 3.0],
+        }
+    )
+    # serendipitous: both via MovieLens; others: row 2 (s1 4) and row 4 (s2 5) of 4; NA and 3 are not above 3
+    assert bench.label_anatomy(labels) == {
+        "n_serendipitous": 2,
+        "share_via_movielens_serendipitous": 1.0,
+        "share_via_movielens_other": 0.5,
+    }
