@@ -436,9 +436,9 @@ def within_fold_ranks(scores: np.ndarray, folds: np.ndarray) -> np.ndarray:
 
 
 def label_anatomy(labels: pd.DataFrame) -> dict[str, Any]:
-    """What the survey's label needs that no prompt carries: every one of the eight flags asks that
-    MovieLens brought the movie to the user (s1 "first heard of it from MovieLens" or s2 "MovieLens
-    influenced me" above 3). Counted on the joined rows, serendipitous and not."""
+    """How many rows MovieLens brought to the user (s1 "first heard of it from MovieLens" or s2
+    "MovieLens influenced me" above 3), serendipitous and not: how a movie reached the user is
+    something no prompt built from the movie and the user's other movies carries."""
     pos = labels["serendipitous"].astype(bool).to_numpy()
     via = ((labels["s1"] > 3) | (labels["s2"] > 3)).to_numpy()
     return {
